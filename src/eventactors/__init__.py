@@ -1,0 +1,73 @@
+"""eventactors: event-sourced actors and CQRS for Python.
+
+Layout: `behavior` (what users subclass), `engine` (routing and lifecycle), `_runtime/` (the
+actor runtime), `records` (what crosses the store boundary), `serialization`, and `stores/`
+(one backend per module). Only the names below are public.
+"""
+
+from .behavior import DurableStateBehavior as DurableStateBehavior
+from .behavior import EventSourcedBehavior as EventSourcedBehavior
+from .engine import Engine as Engine
+from .engine import EngineStatistics as EngineStatistics
+from .errors import CommandTimeout as CommandTimeout
+from .errors import ConcurrencyError as ConcurrencyError
+from .errors import EngineNotStarted as EngineNotStarted
+from .errors import EventActorsError as EventActorsError
+from .errors import InvalidEntityId as InvalidEntityId
+from .errors import InvalidHandlerResult as InvalidHandlerResult
+from .errors import Rejected as Rejected
+from .errors import SerializationError as SerializationError
+from .errors import StoreUnavailable as StoreUnavailable
+from .errors import UnknownCommand as UnknownCommand
+from .errors import UnknownEntityType as UnknownEntityType
+from .records import EventEnvelope as EventEnvelope
+from .records import EventRecord as EventRecord
+from .records import Reply as Reply
+from .records import Snapshot as Snapshot
+from .records import StateRecord as StateRecord
+from .serialization import JsonSerializer as JsonSerializer
+from .serialization import ProtobufSerializer as ProtobufSerializer
+from .serialization import Serializer as Serializer
+from .stores.memory import MemoryStore as MemoryStore
+from .stores.protocols import EventStore as EventStore
+from .stores.protocols import OffsetStore as OffsetStore
+from .stores.protocols import SnapshotStore as SnapshotStore
+from .stores.protocols import StateStore as StateStore
+from .stores.protocols import Store as Store
+from .stores.sqlite import SQLiteStore as SQLiteStore
+from .subscription import Subscription as Subscription
+
+__all__ = [
+    "CommandTimeout",
+    "ConcurrencyError",
+    "DurableStateBehavior",
+    "Engine",
+    "EngineNotStarted",
+    "EngineStatistics",
+    "EventActorsError",
+    "EventEnvelope",
+    "EventRecord",
+    "EventSourcedBehavior",
+    "EventStore",
+    "InvalidEntityId",
+    "InvalidHandlerResult",
+    "JsonSerializer",
+    "MemoryStore",
+    "OffsetStore",
+    "ProtobufSerializer",
+    "Rejected",
+    "Reply",
+    "SQLiteStore",
+    "SerializationError",
+    "Serializer",
+    "Snapshot",
+    "SnapshotStore",
+    "StateRecord",
+    "StateStore",
+    "Store",
+    "StoreUnavailable",
+    "Subscription",
+    "UnknownCommand",
+    "UnknownEntityType",
+]
+__version__ = "0.1.0"

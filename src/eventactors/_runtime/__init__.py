@@ -1,0 +1,1 @@
+"""The asyncio actor runtime: one actor per live entity, mailboxes, recovery, passivation."""

@@ -1,0 +1,44 @@
+"""Durable-state entities: recover the latest state, decide the next one, write, reply."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..behavior import DurableStateBehavior
+from ..records import Reply, StateRecord
+from .entity import EntityActor, Message
+
+
+class DurableStateEntity(EntityActor):
+    __slots__ = ()
+
+    behavior: DurableStateBehavior[Any]
+
+    async def recover(self) -> None:
+        record = await self.kind.store.get_state(self.persistence_id)
+        if record is None:
+            self.state, self.revision = self.behavior.initial_state(), 0
+        else:
+            self.state, self.revision = record.state, record.revision
+
+    async def handle(self, message: Message) -> Reply[Any]:
+        new_state = await self.decide(message)
+        if new_state is None:
+            return Reply(self.state, self.revision, ())
+        if type(new_state) is not self.kind.state_type:
+            raise self.invalid_result(
+                new_state,
+                f"return a new {self.kind.state_type.__qualname__}, or None for no change",
+            )
+        revision = self.revision + 1
+        record = StateRecord(
+            self.persistence_id, revision, self.kind.state_type_name, new_state, datetime.now(UTC)
+        )
+        try:
+            await self.kind.store.upsert_state(self.persistence_id, revision, record)
+        except BaseException:
+            self.recovered = False
+            raise
+        self.state, self.revision = new_state, revision
+        return Reply(new_state, revision, ())

@@ -1,0 +1,178 @@
+"""The entity actor: a mailbox that exists only while there is work, drained by one task.
+
+An idle entity holds its state and nothing else: no task, no queue. The first message creates
+the deque and a task that handles messages one at a time, in arrival order, awaiting each
+handler to the end before the next starts; when the deque is empty, both are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any
+
+from ..errors import CommandTimeout, InvalidHandlerResult, UnknownCommand
+from ..records import Reply
+from .kinds import EntityKind
+
+log = logging.getLogger("eventactors.entity")
+
+
+class Message:
+    """A command (or a state query, when `command` is `GET_STATE`) and where its answer goes."""
+
+    __slots__ = ("command", "command_id", "correlation_id", "future", "metadata")
+
+    def __init__(
+        self,
+        command: Any,
+        future: asyncio.Future[Any],
+        command_id: str = "",
+        correlation_id: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        self.command = command
+        self.future = future
+        self.command_id = command_id
+        self.correlation_id = correlation_id
+        self.metadata = metadata
+
+
+GET_STATE = object()
+
+
+class EntityActor:
+    """Base actor; subclasses implement recovery and command handling for their kind."""
+
+    __slots__ = (
+        "behavior",
+        "entity_id",
+        "kind",
+        "last_active",
+        "mailbox",
+        "persistence_id",
+        "recovered",
+        "revision",
+        "state",
+        "task",
+    )
+
+    def __init__(self, kind: EntityKind, entity_id: str, persistence_id: str) -> None:
+        self.kind = kind
+        self.entity_id = entity_id
+        self.persistence_id = persistence_id
+        behavior = kind.behavior_class()
+        behavior.entity_id = entity_id
+        self.behavior = behavior
+        self.state: Any = None
+        self.revision = 0
+        self.recovered = False
+        self.mailbox: deque[Message] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.last_active = 0.0
+
+    @property
+    def is_idle(self) -> bool:
+        return self.task is None
+
+    def enqueue(self, message: Message) -> None:
+        if self.mailbox is None:
+            self.mailbox = deque()
+            self.kind.idle.pop(self.persistence_id, None)
+        self.mailbox.append(message)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._drain(), name=f"entity {self.persistence_id}"
+            )
+
+    async def _drain(self) -> None:
+        mailbox = self.mailbox
+        assert mailbox is not None
+        try:
+            while mailbox:
+                message = mailbox.popleft()
+                if message.future.done():  # the caller gave up before the command started
+                    continue
+                await self._process(message)
+        finally:
+            self.mailbox = None
+            self.task = None
+            loop = asyncio.get_running_loop()
+            self.last_active = loop.time()
+            for message in mailbox:  # only left when the task was cancelled
+                if not message.future.done():
+                    message.future.cancel()
+            self.kind.idle[self.persistence_id] = self
+
+    async def _process(self, message: Message) -> None:
+        future = message.future
+        try:
+            if not self.recovered:
+                await self.recover()
+                self.recovered = True
+            if message.command is GET_STATE:
+                result: Any = (self.state, self.revision)
+                if not future.done():
+                    future.set_result(result)
+                return
+            reply = await self.handle(message)
+        except asyncio.CancelledError:
+            if not future.done():
+                future.cancel()
+            raise
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not future.done():
+            future.set_result(reply)
+        await self.after_reply()
+
+    async def decide(self, message: Message) -> Any:
+        """Runs the behavior's command handler, bounded by the kind's command timeout."""
+        kind = self.kind
+        command = message.command
+        if kind.command_types and type(command) not in kind.command_types:
+            raise UnknownCommand(
+                f"{kind.behavior_class.__qualname__} does not handle {type(command).__qualname__} "
+                f"(entity type {kind.name!r}); it handles "
+                + ", ".join(sorted(t.__qualname__ for t in kind.command_types))
+            )
+        result = self.behavior.handle_command(self.state, command)
+        if inspect.isawaitable(result):
+            result = await self._bounded(result)
+        return result
+
+    async def _bounded(self, pending: Awaitable[Any]) -> Any:
+        timeout = self.kind.command_timeout
+        if timeout is None:
+            return await pending
+        try:
+            async with asyncio.timeout(timeout):
+                return await pending
+        except TimeoutError:
+            raise CommandTimeout(
+                f"{self.kind.behavior_class.__qualname__}.handle_command for "
+                f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
+                "nothing was persisted"
+            ) from None
+
+    def invalid_result(self, what: Any, expected: str) -> InvalidHandlerResult:
+        return InvalidHandlerResult(
+            f"{self.kind.behavior_class.__qualname__}.handle_command returned {what!r} "
+            f"({type(what).__qualname__}) for {self.persistence_id!r}; {expected}"
+        )
+
+    async def recover(self) -> None:
+        raise NotImplementedError
+
+    async def handle(self, message: Message) -> Reply[Any]:
+        raise NotImplementedError
+
+    async def after_reply(self) -> None:
+        """Work done after the caller has its reply (snapshots), before the next command."""

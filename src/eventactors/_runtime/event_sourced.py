@@ -1,0 +1,147 @@
+"""Event-sourced entities: recover by replay, decide, persist, then apply and reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .._ids import uuid7
+from ..behavior import EventSourcedBehavior
+from ..errors import EventActorsError, SerializationError
+from ..records import EventRecord, Reply, Snapshot
+from .entity import EntityActor, Message
+
+log = logging.getLogger("eventactors.entity")
+
+REPLAY_PAGE = 1000
+
+
+class EventSourcedEntity(EntityActor):
+    __slots__ = ("snapshot_due",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.snapshot_due = False
+
+    behavior: EventSourcedBehavior[Any]
+
+    async def recover(self) -> None:
+        """Latest snapshot, then every event after it; refuses a stream with a gap."""
+        kind = self.kind
+        state = self.behavior.initial_state()
+        sequence = 0
+        snapshot = await kind.store.load_snapshot(self.persistence_id)
+        if snapshot is not None:
+            state, sequence = snapshot.state, snapshot.sequence_number
+        handle_event = self.behavior.handle_event
+        while True:
+            page = await kind.store.read_stream(
+                self.persistence_id, from_sequence=sequence + 1, limit=REPLAY_PAGE
+            )
+            for envelope in page:
+                if envelope.sequence_number != sequence + 1:
+                    raise EventActorsError(
+                        f"stream {self.persistence_id!r} jumps from sequence {sequence} to "
+                        f"{envelope.sequence_number}: events were deleted that no snapshot covers"
+                    )
+                state = handle_event(state, envelope.event)
+                sequence = envelope.sequence_number
+            if len(page) < REPLAY_PAGE:
+                break
+        self.state, self.revision = state, sequence
+
+    async def handle(self, message: Message) -> Reply[Any]:
+        events = self._as_events(await self.decide(message))
+        if not events:
+            return Reply(self.state, self.revision, ())
+        # Apply to a candidate first: a failing event handler must not leave behind an event
+        # that can never be replayed. The candidate becomes the state only after the write.
+        state = self.state
+        for event in events:
+            state = self.behavior.handle_event(state, event)
+        records = self._records(events, message)
+        try:
+            envelopes = await self.kind.store.append(self.persistence_id, records, self.revision)
+        except BaseException:
+            self.recovered = False  # the store may hold more than we know: re-read it first
+            raise
+        for envelope, event in zip(envelopes, events, strict=True):
+            object.__setattr__(envelope, "_event", event)  # no decode for in-process readers
+        every = self.kind.snapshot_every
+        last = records[-1].sequence_number
+        self.snapshot_due = every is not None and last // every > self.revision // every
+        self.state = state
+        self.revision = last
+        self.kind.publish(envelopes)
+        return Reply(state, self.revision, tuple(envelopes))
+
+    def _as_events(self, result: Any) -> list[Any]:
+        if result is None:
+            return []
+        events = list(result) if isinstance(result, list | tuple) else [result]
+        declared = self.kind.event_types
+        for event in events:
+            if type(event) in declared:
+                continue
+            if self.kind.serializer.supports(type(event)):
+                raise SerializationError(
+                    f"event type {type(event).__qualname__} is not declared in "
+                    f"{self.kind.behavior_class.__qualname__}.events "
+                    f"(stream {self.persistence_id!r}); nothing was persisted"
+                )
+            raise self.invalid_result(
+                event, "return an event, a list of events, or None; nothing was persisted"
+            )
+        return events
+
+    def _records(self, events: Sequence[Any], message: Message) -> list[EventRecord]:
+        kind = self.kind
+        serializer = kind.serializer
+        now = datetime.now(UTC)
+        metadata = message.metadata or {}
+        records = []
+        for offset, event in enumerate(events, start=1):
+            event_type = serializer.type_name(type(event))
+            try:
+                payload = serializer.encode(event)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"{exc} (stream {self.persistence_id!r}); nothing was persisted"
+                ) from exc
+            records.append(
+                EventRecord(
+                    event_id=uuid7(),
+                    persistence_id=self.persistence_id,
+                    entity_type=kind.name,
+                    entity_id=self.entity_id,
+                    sequence_number=self.revision + offset,
+                    event_type=event_type,
+                    payload=payload,
+                    timestamp=now,
+                    tags=tuple(self.behavior.tags_for(event)),
+                    metadata=metadata,
+                    command_id=message.command_id,
+                    correlation_id=message.correlation_id,
+                )
+            )
+        return records
+
+    async def after_reply(self) -> None:
+        if not self.snapshot_due:
+            return
+        self.snapshot_due = False
+        snapshot = Snapshot(
+            self.persistence_id,
+            self.revision,
+            self.kind.state_type_name,
+            self.state,
+            datetime.now(UTC),
+        )
+        try:
+            await self.kind.store.save_snapshot(snapshot)
+        except Exception:  # a snapshot only shortens recovery; losing one is not an error
+            log.warning(
+                "snapshot of %s at %d failed", self.persistence_id, self.revision, exc_info=True
+            )

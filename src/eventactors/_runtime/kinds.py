@@ -1,0 +1,40 @@
+"""A registered entity type: its behavior class and the options that govern its actors."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..behavior import DurableStateBehavior, EventSourcedBehavior
+from ..records import EventEnvelope
+from ..serialization import Serializer
+from ..stores.protocols import Store
+
+if TYPE_CHECKING:
+    from .entity import EntityActor
+
+
+@dataclass(slots=True, eq=False)
+class EntityKind:
+    """Everything an entity actor needs to know about its type, shared by all its instances."""
+
+    name: str
+    behavior_class: type[EventSourcedBehavior[Any]] | type[DurableStateBehavior[Any]]
+    store: Store
+    serializer: Serializer
+    publish: Callable[[Sequence[EventEnvelope]], None]
+    state_type: type
+    state_type_name: str
+    event_types: frozenset[type] = frozenset()
+    command_types: frozenset[type] = frozenset()
+    snapshot_every: int | None = None
+    passivate_after: float | None = None
+    command_timeout: float | None = None
+    #: Idle actors in the order they became idle; the passivation sweep reads from the front.
+    idle: OrderedDict[str, EntityActor] = field(default_factory=OrderedDict)
+
+    @property
+    def is_durable_state(self) -> bool:
+        return issubclass(self.behavior_class, DurableStateBehavior)

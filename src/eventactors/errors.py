@@ -1,0 +1,68 @@
+"""The error hierarchy: every error eventactors raises derives from `EventActorsError`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class EventActorsError(Exception):
+    """Base class, so callers can catch everything the framework raises in one clause."""
+
+
+class Rejected(EventActorsError):
+    """A command handler refused the command; nothing was persisted.
+
+    `meta` carries structured context back to the caller (for example the current highest bid).
+    """
+
+    def __init__(self, reason: str, meta: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.meta))
+
+
+class EngineNotStarted(EventActorsError):
+    """The engine is not running: it was never started, or it was stopped."""
+
+
+class UnknownEntityType(EventActorsError, KeyError):
+    """No behavior is registered under the entity type a caller used."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidEntityId(EventActorsError, ValueError):
+    """An entity id that cannot address a stream: not a string, empty, too long, or with NUL."""
+
+
+class UnknownCommand(EventActorsError, TypeError):
+    """A command no handler of the behavior accepts."""
+
+
+class InvalidHandlerResult(EventActorsError, TypeError):
+    """A handler returned something that is neither an event, a list of events, nor None."""
+
+
+class CommandTimeout(EventActorsError, TimeoutError):
+    """The caller's timeout or the entity's command deadline passed; `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConcurrencyError(EventActorsError):
+    """A stream or durable state was written by someone else: the expected revision differs."""
+
+
+class SerializationError(EventActorsError):
+    """A value could not be encoded or decoded; the message names the type and the stream."""
+
+
+class StoreUnavailable(EventActorsError):
+    """The store cannot be reached or is closed; the operation may succeed once it is back."""

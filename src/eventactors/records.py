@@ -1,0 +1,128 @@
+"""The immutable records that cross the store boundary: events, snapshots and durable state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+S = TypeVar("S")
+
+_UNSET: Any = object()
+
+
+def persistence_id_of(entity_type: str, entity_id: str) -> str:
+    """The stream name of an entity: `"<entity_type>|<entity_id>"`."""
+    return f"{entity_type}|{entity_id}"
+
+
+def split_persistence_id(persistence_id: str) -> tuple[str, str]:
+    """Inverse of `persistence_id_of`; entity types never contain `|`, entity ids may."""
+    entity_type, _, entity_id = persistence_id.partition("|")
+    return entity_type, entity_id
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event in its stored form, as handed to `EventStore.append`."""
+
+    event_id: str
+    persistence_id: str
+    entity_type: str
+    entity_id: str
+    sequence_number: int
+    event_type: str
+    payload: bytes
+    timestamp: datetime
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    command_id: str = ""
+    correlation_id: str = ""
+    global_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EventEnvelope:
+    """A persisted event as handlers, subscribers and projections see it.
+
+    `event` is decoded on first access, so a reader that filters by type never pays for,
+    or fails on, the events it skips.
+    """
+
+    event_id: str
+    persistence_id: str
+    entity_type: str
+    entity_id: str
+    sequence_number: int
+    global_position: int
+    event_type: str
+    timestamp: datetime
+    tags: tuple[str, ...]
+    metadata: Mapping[str, str]
+    command_id: str
+    correlation_id: str
+    payload: bytes = field(repr=False)
+    _decode: Callable[[EventEnvelope], Any] = field(repr=False, compare=False)
+    _event: Any = field(default=_UNSET, repr=False, compare=False)
+
+    @property
+    def event(self) -> Any:
+        """The decoded event object; raises `SerializationError` naming the type and stream."""
+        if self._event is _UNSET:
+            object.__setattr__(self, "_event", self._decode(self))
+        return self._event
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventEnvelope):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self.event_id)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.event_id,
+            self.persistence_id,
+            self.sequence_number,
+            self.global_position,
+            self.event_type,
+            self.payload,
+            self.timestamp,
+            self.tags,
+            dict(self.metadata),
+            self.command_id,
+            self.correlation_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Generic[S]):
+    """An entity's state after event `sequence_number`; bounds recovery to the events after it."""
+
+    persistence_id: str
+    sequence_number: int
+    state_type: str
+    state: S
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord(Generic[S]):
+    """The latest state of a durable-state entity; `revision` grows by one per change."""
+
+    persistence_id: str
+    revision: int
+    state_type: str
+    state: S
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[S]):
+    """What `Engine.send` returns once the command's events are durable and applied."""
+
+    state: S
+    revision: int
+    events: tuple[EventEnvelope, ...] = ()

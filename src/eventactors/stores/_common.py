@@ -1,0 +1,102 @@
+"""Argument checks and decoding shared by every backend, so they all fail the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import SerializationError
+from ..records import EventEnvelope, EventRecord, StateRecord
+from ..serialization import Serializer
+
+
+def check_append(
+    persistence_id: str, records: Sequence[EventRecord], expected_sequence_number: int
+) -> None:
+    """Rejects a batch that is not a consecutive run of this stream after `expected`."""
+    if not isinstance(expected_sequence_number, int) or expected_sequence_number < 0:
+        raise ValueError(
+            f"expected_sequence_number must be an int >= 0, got {expected_sequence_number!r}"
+        )
+    for offset, record in enumerate(records, start=1):
+        if not isinstance(record, EventRecord):
+            raise TypeError(f"append takes EventRecords, got {type(record).__qualname__}")
+        if record.persistence_id != persistence_id:
+            raise ValueError(
+                f"record for stream {record.persistence_id!r} appended to {persistence_id!r}"
+            )
+        if record.sequence_number != expected_sequence_number + offset:
+            raise ValueError(
+                f"records for {persistence_id!r} must be numbered consecutively from "
+                f"{expected_sequence_number + 1}; got {record.sequence_number} "
+                f"at index {offset - 1}"
+            )
+        if not isinstance(record.payload, bytes):
+            raise TypeError(
+                f"record payload must be bytes, got {type(record.payload).__qualname__}"
+            )
+
+
+def check_range(from_sequence: int, to_sequence: int | None, limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if from_sequence < 0 or (to_sequence is not None and to_sequence < 0):
+        raise ValueError("sequence bounds must be >= 0")
+
+
+def envelope_from_record(record: EventRecord, position: int, store: Any) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=record.event_id,
+        persistence_id=record.persistence_id,
+        entity_type=record.entity_type,
+        entity_id=record.entity_id,
+        sequence_number=record.sequence_number,
+        global_position=position,
+        event_type=record.event_type,
+        timestamp=record.timestamp,
+        tags=tuple(record.tags),
+        metadata=dict(record.metadata),
+        command_id=record.command_id,
+        correlation_id=record.correlation_id,
+        payload=record.payload,
+        _decode=store.decode_event,
+    )
+
+
+def decode_event(serializer: Serializer, envelope: EventEnvelope) -> Any:
+    """Decodes an envelope's payload; errors name the type, the stream and the position."""
+    try:
+        return serializer.decode(envelope.event_type, envelope.payload)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"{exc} (stream {envelope.persistence_id!r}, sequence {envelope.sequence_number}, "
+            f"global position {envelope.global_position})"
+        ) from exc
+
+
+def decode_state(serializer: Serializer, state_type: str, payload: bytes, where: str) -> Any:
+    try:
+        return serializer.decode(state_type, payload)
+    except SerializationError as exc:
+        raise SerializationError(f"{exc} ({where})") from exc
+
+
+def encode_state(serializer: Serializer, state: Any, persistence_id: str) -> bytes:
+    try:
+        return serializer.encode(state)
+    except SerializationError as exc:
+        raise SerializationError(f"{exc} (state of stream {persistence_id!r})") from exc
+
+
+def check_state_record(persistence_id: str, revision: int, record: StateRecord[Any]) -> None:
+    if record.persistence_id != persistence_id or record.revision != revision:
+        raise ValueError(
+            f"state record for {record.persistence_id!r} revision {record.revision} "
+            f"does not match upsert of {persistence_id!r} revision {revision}"
+        )
+
+
+def check_position(position: int) -> int:
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise ValueError(f"an offset must be an int >= 0, got {position!r}")
+    return position

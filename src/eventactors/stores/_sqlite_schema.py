@@ -1,0 +1,73 @@
+"""The SQLite schema, created on first use, and its version check."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import StoreUnavailable
+
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS ea_schema_version (
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ea_events (
+    global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+    persistence_id  TEXT    NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    event_id        TEXT    NOT NULL,
+    entity_type     TEXT    NOT NULL,
+    entity_id       TEXT    NOT NULL,
+    event_type      TEXT    NOT NULL,
+    payload                 NOT NULL,  -- JSON text for text serializers, else a BLOB
+    timestamp       TEXT    NOT NULL,  -- ISO 8601, UTC
+    tags            TEXT    NOT NULL DEFAULT '[]',
+    metadata        TEXT    NOT NULL DEFAULT '{}',
+    command_id      TEXT    NOT NULL DEFAULT '',
+    correlation_id  TEXT    NOT NULL DEFAULT '',
+    UNIQUE (persistence_id, sequence_number)
+);
+CREATE TABLE IF NOT EXISTS ea_streams (
+    persistence_id   TEXT PRIMARY KEY,
+    entity_type      TEXT NOT NULL,
+    highest_sequence INTEGER NOT NULL  -- survives deletion of the events themselves
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ea_snapshots (
+    persistence_id  TEXT    NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    state_type      TEXT    NOT NULL,
+    payload                 NOT NULL,
+    timestamp       TEXT    NOT NULL,
+    PRIMARY KEY (persistence_id, sequence_number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ea_durable_state (
+    persistence_id TEXT PRIMARY KEY,
+    revision       INTEGER NOT NULL,
+    state_type     TEXT    NOT NULL,
+    payload                NOT NULL,
+    timestamp      TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ea_offsets (
+    projection TEXT PRIMARY KEY,
+    position   INTEGER NOT NULL,
+    updated_at TEXT    NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def ensure_schema(connection: sqlite3.Connection, path: str) -> None:
+    """Creates the tables if missing, in one transaction; refuses a newer schema's file."""
+    connection.executescript(
+        "BEGIN IMMEDIATE;"
+        + _TABLES
+        + f"INSERT INTO ea_schema_version (version) SELECT {SCHEMA_VERSION} "
+        "WHERE NOT EXISTS (SELECT 1 FROM ea_schema_version);"
+        "COMMIT;"
+    )
+    version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"{path} has eventactors schema version {version}; this version of eventactors "
+            f"understands up to {SCHEMA_VERSION}: upgrade eventactors to open it"
+        )

@@ -1,0 +1,192 @@
+"""In-memory store: all four protocols in dicts, for tests and for throwaway runs.
+
+Events are kept encoded, exactly as a database would keep them, so that serialization
+problems show up here as they would in production. Data survives `close()`, so an engine
+restarted on the same `MemoryStore` object recovers as it would from a file.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConcurrencyError
+from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..serialization import JsonSerializer, Serializer
+from ._common import (
+    check_append,
+    check_position,
+    check_range,
+    check_state_record,
+    decode_event,
+    decode_state,
+    encode_state,
+    envelope_from_record,
+)
+
+
+class MemoryStore:
+    """Everything in process memory; nothing survives the process."""
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer: Serializer = serializer or JsonSerializer()
+        self._streams: dict[str, list[EventEnvelope]] = {}
+        self._highest: dict[str, int] = {}
+        self._log: list[EventEnvelope] = []
+        self._last_position = 0
+        self._snapshots: dict[str, dict[int, tuple[str, bytes, Any]]] = {}
+        self._states: dict[str, tuple[int, str, bytes, Any]] = {}
+        self._offsets: dict[str, int] = {}
+
+    def decode_event(self, envelope: EventEnvelope) -> Any:
+        return decode_event(self.serializer, envelope)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        persistence_id: str,
+        records: Sequence[EventRecord],
+        expected_sequence_number: int,
+    ) -> list[EventEnvelope]:
+        check_append(persistence_id, records, expected_sequence_number)
+        highest = self._highest.get(persistence_id, 0)
+        if highest != expected_sequence_number:
+            raise ConcurrencyError(
+                f"stream {persistence_id!r} is at sequence {highest}, "
+                f"expected {expected_sequence_number}"
+            )
+        if not records:
+            return []
+        envelopes = []
+        for record in records:
+            self._last_position += 1
+            envelopes.append(envelope_from_record(record, self._last_position, self))
+        self._streams.setdefault(persistence_id, []).extend(envelopes)
+        self._log.extend(envelopes)
+        self._highest[persistence_id] = records[-1].sequence_number
+        return envelopes
+
+    async def read_stream(
+        self,
+        persistence_id: str,
+        from_sequence: int = 1,
+        to_sequence: int | None = None,
+        limit: int | None = None,
+    ) -> list[EventEnvelope]:
+        check_range(from_sequence, to_sequence, limit)
+        stream = self._streams.get(persistence_id, [])
+        start = bisect_left(stream, from_sequence, key=_sequence)
+        end = (
+            len(stream) if to_sequence is None else bisect_right(stream, to_sequence, key=_sequence)
+        )
+        if limit is not None:
+            end = min(end, start + limit)
+        return stream[start:end] if start < end else []
+
+    async def highest_sequence_number(self, persistence_id: str) -> int:
+        return self._highest.get(persistence_id, 0)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        check_range(0, None, limit)
+        start = bisect_right(self._log, after_position, key=_position)
+        return self._log[start : start + limit]
+
+    async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
+        stream = self._streams.get(persistence_id)
+        if not stream:
+            return
+        cut = bisect_right(stream, to_sequence, key=_sequence)
+        doomed = {id(envelope) for envelope in stream[:cut]}
+        del stream[:cut]
+        if doomed:
+            self._log = [envelope for envelope in self._log if id(envelope) not in doomed]
+
+    async def persistence_ids(self) -> list[str]:
+        return sorted(self._highest)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot[Any]) -> None:
+        payload = encode_state(self.serializer, snapshot.state, snapshot.persistence_id)
+        by_sequence = self._snapshots.setdefault(snapshot.persistence_id, {})
+        by_sequence[snapshot.sequence_number] = (snapshot.state_type, payload, snapshot.timestamp)
+
+    async def load_snapshot(
+        self, persistence_id: str, max_sequence: int | None = None
+    ) -> Snapshot[Any] | None:
+        by_sequence = self._snapshots.get(persistence_id, {})
+        eligible = [s for s in by_sequence if max_sequence is None or s <= max_sequence]
+        if not eligible:
+            return None
+        sequence = max(eligible)
+        state_type, payload, timestamp = by_sequence[sequence]
+        where = f"snapshot of stream {persistence_id!r} at sequence {sequence}"
+        state = decode_state(self.serializer, state_type, payload, where)
+        return Snapshot(persistence_id, sequence, state_type, state, timestamp)
+
+    async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
+        by_sequence = self._snapshots.get(persistence_id, {})
+        for sequence in [s for s in by_sequence if s <= to_sequence]:
+            del by_sequence[sequence]
+
+    # -- durable state --------------------------------------------------------------------
+
+    async def upsert_state(
+        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+    ) -> None:
+        check_state_record(persistence_id, revision, state_record)
+        stored = self._states.get(persistence_id, (0,))[0]
+        if revision != stored + 1:
+            raise ConcurrencyError(
+                f"state {persistence_id!r} is at revision {stored}; "
+                f"cannot write revision {revision}"
+            )
+        payload = encode_state(self.serializer, state_record.state, persistence_id)
+        self._states[persistence_id] = (
+            revision,
+            state_record.state_type,
+            payload,
+            state_record.timestamp,
+        )
+
+    async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
+        stored = self._states.get(persistence_id)
+        if stored is None:
+            return None
+        revision, state_type, payload, timestamp = stored
+        where = f"state of stream {persistence_id!r} at revision {revision}"
+        state = decode_state(self.serializer, state_type, payload, where)
+        return StateRecord(persistence_id, revision, state_type, state, timestamp)
+
+    async def delete_state(self, persistence_id: str, revision: int) -> None:
+        stored = self._states.get(persistence_id, (0,))[0]
+        if stored != revision:
+            raise ConcurrencyError(
+                f"state {persistence_id!r} is at revision {stored}; "
+                f"cannot delete revision {revision}"
+            )
+        self._states.pop(persistence_id, None)
+
+    # -- offsets --------------------------------------------------------------------------
+
+    async def get_offset(self, projection: str) -> int | None:
+        return self._offsets.get(projection)
+
+    async def save_offset(self, projection: str, position: int) -> None:
+        self._offsets[projection] = check_position(position)
+
+    async def reset_offset(self, projection: str, position: int = 0) -> None:
+        self._offsets[projection] = check_position(position)
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays for the next engine on this object."""
+
+
+def _sequence(envelope: EventEnvelope) -> int:
+    return envelope.sequence_number
+
+
+def _position(envelope: EventEnvelope) -> int:
+    return envelope.global_position

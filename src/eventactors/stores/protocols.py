@@ -1,0 +1,100 @@
+"""The four store protocols every backend implements, and `Store`, which combines them.
+
+One store object provides all four, so a projection can commit its read model and its
+offset in one transaction of the same database. Every backend passes tests/conformance/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..serialization import Serializer
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    async def append(
+        self,
+        persistence_id: str,
+        records: Sequence[EventRecord],
+        expected_sequence_number: int,
+    ) -> list[EventEnvelope]:
+        """Writes all records or none; `ConcurrencyError` if the stream's highest sequence
+        number is not `expected_sequence_number`. Returns the envelopes with their positions."""
+        ...
+
+    async def read_stream(
+        self,
+        persistence_id: str,
+        from_sequence: int = 1,
+        to_sequence: int | None = None,
+        limit: int | None = None,
+    ) -> list[EventEnvelope]:
+        """Events with from_sequence <= sequence_number <= to_sequence, in order."""
+        ...
+
+    async def highest_sequence_number(self, persistence_id: str) -> int:
+        """0 for an unknown stream; never lowered by `delete_events_to`."""
+        ...
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        """Events with global_position > after_position in global order.
+
+        A reader following the log never skips an event committed later with a lower position.
+        """
+        ...
+
+    async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None: ...
+
+    async def persistence_ids(self) -> list[str]: ...
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    async def save_snapshot(self, snapshot: Snapshot[Any]) -> None: ...
+
+    async def load_snapshot(
+        self, persistence_id: str, max_sequence: int | None = None
+    ) -> Snapshot[Any] | None:
+        """The newest snapshot with sequence_number <= max_sequence (any, when None)."""
+        ...
+
+    async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None: ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    async def upsert_state(
+        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+    ) -> None:
+        """Writes revision `revision`, which must be exactly one more than the stored one
+        (1 for a new entity); anything else raises `ConcurrencyError`."""
+        ...
+
+    async def get_state(self, persistence_id: str) -> StateRecord[Any] | None: ...
+
+    async def delete_state(self, persistence_id: str, revision: int) -> None:
+        """Deletes the state if its stored revision is `revision`, else `ConcurrencyError`."""
+        ...
+
+
+@runtime_checkable
+class OffsetStore(Protocol):
+    async def get_offset(self, projection: str) -> int | None:
+        """The saved position, or None for a projection that never saved one."""
+        ...
+
+    async def save_offset(self, projection: str, position: int) -> None: ...
+
+    async def reset_offset(self, projection: str, position: int = 0) -> None: ...
+
+
+@runtime_checkable
+class Store(EventStore, SnapshotStore, StateStore, OffsetStore, Protocol):
+    """A backend: all four protocols, the serializer that decodes what it reads, and `close()`."""
+
+    serializer: Serializer
+
+    async def close(self) -> None: ...

@@ -1,0 +1,445 @@
+"""The embedded SQLite store: one file, WAL mode, full durability by default.
+
+Writes go through one writer thread that commits whatever has queued up in one transaction
+(group commit); reads go through a second connection on its own thread, which WAL lets run
+beside the writer. Global positions come from an AUTOINCREMENT key: SQLite admits one write
+transaction at a time, so positions commit in increasing order and a reader following
+`read_all` can never skip an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from ..errors import ConcurrencyError, SerializationError
+from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..serialization import JsonSerializer, Serializer
+from ._common import (
+    check_append,
+    check_position,
+    check_range,
+    check_state_record,
+    decode_event,
+    decode_state,
+    encode_state,
+    envelope_from_record,
+)
+from ._sqlite_schema import ensure_schema
+from ._sqlite_worker import SQLiteWorker
+
+T = TypeVar("T")
+Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
+
+_EVENT_COLUMNS = (
+    "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
+    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id"
+)
+_INSERT_EVENT = (
+    "INSERT INTO ea_events (event_id, persistence_id, entity_type, entity_id, sequence_number, "
+    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_tags_decoder = msgspec.json.Decoder(tuple[str, ...])
+_metadata_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+class SQLiteStore:
+    """All four store protocols in one SQLite file.
+
+    `synchronous="FULL"` (the default) makes every acknowledged write survive power loss;
+    `"NORMAL"` keeps the database consistent but may lose the last commits on power loss
+    (not on a process crash), for several times the write rate.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        serializer: Serializer | None = None,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+        max_batch: int = 1000,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+        self.path = str(path)
+        self.serializer: Serializer = serializer or JsonSerializer()
+        self._synchronous = synchronous
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._max_batch = max_batch
+        self._writer: SQLiteWorker | None = None
+        self._reader: SQLiteWorker | None = None
+        self._opening = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connect(self, *, create_schema: bool) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            if create_schema:
+                connection.execute("PRAGMA journal_mode = WAL")
+                ensure_schema(connection, self.path)
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    async def _workers(self) -> tuple[SQLiteWorker, SQLiteWorker]:
+        if self._writer is None or self._reader is None:
+            async with self._opening:
+                if self._writer is None or self._reader is None:
+                    writer = SQLiteWorker(
+                        "eventactors-sqlite-writer",
+                        lambda: self._connect(create_schema=True),
+                        transactional=True,
+                        max_batch=self._max_batch,
+                    )
+                    try:
+                        await writer.submit(lambda connection: None)  # schema exists after this
+                    except BaseException:
+                        await writer.stop()
+                        raise
+                    self._reader = SQLiteWorker(
+                        "eventactors-sqlite-reader",
+                        lambda: self._connect(create_schema=False),
+                        transactional=False,
+                    )
+                    self._writer = writer
+        return self._writer, self._reader
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        writer, _ = await self._workers()
+        return await writer.submit(job)
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        _, reader = await self._workers()
+        return await reader.submit(job)
+
+    async def close(self) -> None:
+        """Waits for queued writes, then closes both connections; a later call reopens."""
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for worker in (writer, reader):
+            if worker is not None:
+                await worker.stop()
+
+    def decode_event(self, envelope: EventEnvelope) -> Any:
+        return decode_event(self.serializer, envelope)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        persistence_id: str,
+        records: Sequence[EventRecord],
+        expected_sequence_number: int,
+    ) -> list[EventEnvelope]:
+        check_append(persistence_id, records, expected_sequence_number)
+        records = list(records)
+        text = self.serializer.is_text
+        rows = [_event_row(record, text) for record in records]
+
+        def write(connection: sqlite3.Connection) -> list[EventEnvelope]:
+            row = connection.execute(
+                "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?",
+                (persistence_id,),
+            ).fetchone()
+            highest = row[0] if row else 0
+            if highest != expected_sequence_number:
+                raise ConcurrencyError(
+                    f"stream {persistence_id!r} is at sequence {highest}, "
+                    f"expected {expected_sequence_number}"
+                )
+            if not rows:
+                return []
+            connection.executemany(_INSERT_EVENT, rows)
+            last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+            connection.execute(
+                "INSERT INTO ea_streams (persistence_id, entity_type, highest_sequence) "
+                "VALUES (?, ?, ?) ON CONFLICT (persistence_id) "
+                "DO UPDATE SET highest_sequence = excluded.highest_sequence",
+                (persistence_id, records[0].entity_type, records[-1].sequence_number),
+            )
+            first = last - len(rows) + 1
+            return [
+                envelope_from_record(record, first + index, self)
+                for index, record in enumerate(records)
+            ]
+
+        return await self._write(write)
+
+    async def read_stream(
+        self,
+        persistence_id: str,
+        from_sequence: int = 1,
+        to_sequence: int | None = None,
+        limit: int | None = None,
+    ) -> list[EventEnvelope]:
+        check_range(from_sequence, to_sequence, limit)
+        upper = to_sequence if to_sequence is not None else 2**62
+        row_limit = limit if limit is not None else -1
+        return await self._read(
+            lambda connection: self._envelopes(
+                connection.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                    "AND sequence_number BETWEEN ? AND ? ORDER BY sequence_number LIMIT ?",
+                    (persistence_id, from_sequence, upper, row_limit),
+                )
+            )
+        )
+
+    async def highest_sequence_number(self, persistence_id: str) -> int:
+        def query(connection: sqlite3.Connection) -> int:
+            row = connection.execute(
+                "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?",
+                (persistence_id,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._read(query)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        check_range(0, None, limit)
+        return await self._read(
+            lambda connection: self._envelopes(
+                connection.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE global_position > ? "
+                    "ORDER BY global_position LIMIT ?",
+                    (after_position, limit),
+                )
+            )
+        )
+
+    async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                "DELETE FROM ea_events WHERE persistence_id = ? AND sequence_number <= ?",
+                (persistence_id, to_sequence),
+            )
+        )
+
+    async def persistence_ids(self) -> list[str]:
+        return await self._read(
+            lambda connection: [
+                row[0]
+                for row in connection.execute(
+                    "SELECT persistence_id FROM ea_streams ORDER BY persistence_id"
+                )
+            ]
+        )
+
+    def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
+        return [self._envelope_from_row(row) for row in rows]
+
+    def _envelope_from_row(self, row: tuple[Any, ...]) -> EventEnvelope:
+        """Builds an envelope from a row, refusing a corrupt one with the stream and position."""
+        (position, event_id, persistence_id, entity_type, entity_id, sequence_number, event_type,
+         payload, timestamp, tags, metadata, command_id, correlation_id) = row  # fmt: skip
+        try:
+            if isinstance(payload, str):
+                payload = payload.encode("utf-8")
+            for name, value in (("event_id", event_id), ("persistence_id", persistence_id),
+                                ("entity_type", entity_type), ("entity_id", entity_id),
+                                ("event_type", event_type), ("command_id", command_id),
+                                ("correlation_id", correlation_id)):  # fmt: skip
+                if not isinstance(value, str):
+                    raise TypeError(f"{name} is {type(value).__name__}, not text")
+            if not isinstance(sequence_number, int) or sequence_number < 1:
+                raise TypeError(f"sequence_number {sequence_number!r} is not a positive integer")
+            if not isinstance(payload, bytes):
+                raise TypeError(f"payload is {type(payload).__name__}, not text or blob")
+            return EventEnvelope(
+                event_id, persistence_id, entity_type, entity_id, sequence_number, position,
+                event_type, _parse_timestamp(timestamp), _tags_decoder.decode(tags),
+                _metadata_decoder.decode(metadata), command_id, correlation_id, payload,
+                self.decode_event,
+            )  # fmt: skip
+        except (TypeError, ValueError, msgspec.DecodeError) as exc:
+            raise SerializationError(
+                f"corrupt event row in {self.path}: stream {persistence_id!r}, "
+                f"sequence {sequence_number!r}, global position {position}: {exc}"
+            ) from exc
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot[Any]) -> None:
+        payload = self._stored(
+            encode_state(self.serializer, snapshot.state, snapshot.persistence_id)
+        )
+        await self._write(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO ea_snapshots "
+                "(persistence_id, sequence_number, state_type, payload, timestamp) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (snapshot.persistence_id, snapshot.sequence_number, snapshot.state_type,
+                 payload, _format_timestamp(snapshot.timestamp)),
+            )
+        )  # fmt: skip
+
+    async def load_snapshot(
+        self, persistence_id: str, max_sequence: int | None = None
+    ) -> Snapshot[Any] | None:
+        upper = max_sequence if max_sequence is not None else 2**62
+        row = await self._read(
+            lambda connection: connection.execute(
+                "SELECT sequence_number, state_type, payload, timestamp FROM ea_snapshots "
+                "WHERE persistence_id = ? AND sequence_number <= ? "
+                "ORDER BY sequence_number DESC LIMIT 1",
+                (persistence_id, upper),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        sequence, state_type, payload, timestamp = row
+        where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self.path}"
+        state = self._decode_state_row(state_type, payload, where)
+        return Snapshot(persistence_id, sequence, state_type, state, _parse_timestamp(timestamp))
+
+    async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
+        await self._write(
+            lambda connection: connection.execute(
+                "DELETE FROM ea_snapshots WHERE persistence_id = ? AND sequence_number <= ?",
+                (persistence_id, to_sequence),
+            )
+        )
+
+    # -- durable state --------------------------------------------------------------------
+
+    async def upsert_state(
+        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+    ) -> None:
+        check_state_record(persistence_id, revision, state_record)
+        payload = self._stored(encode_state(self.serializer, state_record.state, persistence_id))
+        row = (persistence_id, revision, state_record.state_type, payload,
+               _format_timestamp(state_record.timestamp))  # fmt: skip
+
+        def write(connection: sqlite3.Connection) -> None:
+            stored = _state_revision(connection, persistence_id)
+            if revision != stored + 1:
+                raise ConcurrencyError(
+                    f"state {persistence_id!r} is at revision {stored}; "
+                    f"cannot write revision {revision}"
+                )
+            connection.execute(
+                "INSERT OR REPLACE INTO ea_durable_state "
+                "(persistence_id, revision, state_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._write(write)
+
+    async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
+        row = await self._read(
+            lambda connection: connection.execute(
+                "SELECT revision, state_type, payload, timestamp FROM ea_durable_state "
+                "WHERE persistence_id = ?",
+                (persistence_id,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        revision, state_type, payload, timestamp = row
+        where = f"state of stream {persistence_id!r} at revision {revision} in {self.path}"
+        state = self._decode_state_row(state_type, payload, where)
+        return StateRecord(persistence_id, revision, state_type, state, _parse_timestamp(timestamp))
+
+    async def delete_state(self, persistence_id: str, revision: int) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            stored = _state_revision(connection, persistence_id)
+            if stored != revision:
+                raise ConcurrencyError(
+                    f"state {persistence_id!r} is at revision {stored}; "
+                    f"cannot delete revision {revision}"
+                )
+            connection.execute(
+                "DELETE FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
+            )
+
+        await self._write(write)
+
+    # -- offsets --------------------------------------------------------------------------
+
+    async def get_offset(self, projection: str) -> int | None:
+        row = await self._read(
+            lambda connection: connection.execute(
+                "SELECT position FROM ea_offsets WHERE projection = ?", (projection,)
+            ).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    async def save_offset(self, projection: str, position: int) -> None:
+        check_position(position)
+        now = _format_timestamp(datetime.now(UTC))
+        await self._write(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
+                "VALUES (?, ?, ?)",
+                (projection, position, now),
+            )
+        )
+
+    async def reset_offset(self, projection: str, position: int = 0) -> None:
+        await self.save_offset(projection, position)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _stored(self, payload: bytes) -> bytes | str:
+        """JSON goes in as text so that a person can read it in the database."""
+        return payload.decode("utf-8") if self.serializer.is_text else payload
+
+    def _decode_state_row(self, state_type: Any, payload: Any, where: str) -> Any:
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        if not isinstance(state_type, str) or not isinstance(payload, bytes):
+            raise SerializationError(f"corrupt row: {where}")
+        return decode_state(self.serializer, state_type, payload, where)
+
+
+def _event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
+    payload: bytes | str = record.payload
+    if text:
+        try:
+            payload = record.payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(
+                f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
+                "is not UTF-8 text, but the serializer produces text"
+            ) from exc
+    return (
+        record.event_id, record.persistence_id, record.entity_type, record.entity_id,
+        record.sequence_number, record.event_type, payload, _format_timestamp(record.timestamp),
+        msgspec.json.encode(list(record.tags)).decode(),
+        msgspec.json.encode(dict(record.metadata)).decode(),
+        record.command_id, record.correlation_id,
+    )  # fmt: skip
+
+
+def _state_revision(connection: sqlite3.Connection, persistence_id: str) -> int:
+    row = connection.execute(
+        "SELECT revision FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _format_timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"timestamp is {type(value).__name__}, not text")
+    return datetime.fromisoformat(value)
