@@ -1,0 +1,1 @@
+"""Runnable sample applications for eventactors."""

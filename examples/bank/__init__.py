@@ -1,0 +1,1 @@
+"""Bank accounts: open, deposit, withdraw (never below zero), close."""
