@@ -1,0 +1,41 @@
+"""The `eventactors` command, run as a user runs it: a real process on a real file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+EVENTACTORS = shutil.which("eventactors") or sys.executable + " -m eventactors.cli"
+
+
+def run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EVENTACTORS.split(), *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_demo_runs_restarts_and_shows_the_recovered_state(tmp_path):
+    first = run("demo", "--store", "bank.db", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "100 concurrent deposits to acc-ann: revisions 2..101" in first.stdout
+    assert "insufficient funds" in first.stdout
+    assert "acc-ann  owner=ann   balance=  1000  open       revision 101" in first.stdout
+    assert "recovered state matches" in first.stdout
+    assert (tmp_path / "bank.db").exists()
+
+    again = run("demo", "--store", "bank.db", cwd=tmp_path)  # on the history of the first run
+    assert again.returncode == 0, again.stderr
+    assert "balance=  2000  open       revision 201" in again.stdout
+
+    fresh = run("demo", "--store", "bank.db", "--fresh", cwd=tmp_path)
+    assert "balance=  1000  open       revision 101" in fresh.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["nonsense"], ["demo", "--store", "postgres://x/y"]])
+def test_bad_invocations_exit_non_zero_with_a_message(tmp_path, args):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip()
