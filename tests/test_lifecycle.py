@@ -127,3 +127,32 @@ async def test_register_refuses_bad_arguments():
     with pytest.raises(ValueError, match="snapshot_every"):
         engine.register("y", behavior, snapshot_every=2.5)  # type: ignore[arg-type]
     assert engine.entity_types == ("tally",)
+
+
+async def test_stop_with_a_drain_timeout_abandons_a_hung_handler_with_a_clear_error():
+    hang = asyncio.Event()  # never set
+
+    class Hangs(ea.EventSourcedBehavior[Tally]):
+        events = (Added,)
+
+        def initial_state(self) -> Tally:
+            return Tally()
+
+        async def handle_command(self, state, command):
+            await hang.wait()
+
+        def handle_event(self, state, event):
+            return state
+
+    engine = ea.Engine()
+    engine.register("h", Hangs)
+    await engine.start()
+    running = asyncio.create_task(engine.send("h", "a", Add(1)))
+    queued = asyncio.create_task(engine.send("h", "a", Add(2)))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(engine.stop(drain_timeout=0.05), 5)
+    with pytest.raises(ea.EngineNotStarted, match="was running; it was abandoned"):
+        await running
+    with pytest.raises(ea.EngineNotStarted, match=r"before a command.*nothing was persisted"):
+        await queued
+    assert not engine.is_running

@@ -146,13 +146,24 @@ class Engine:
             run_sweeps(self._kinds.values, self._forget), name="eventactors passivation"
         )
 
-    async def stop(self) -> None:
-        """Refuses new commands, lets every mailbox drain, ends subscriptions, closes the store."""
+    async def stop(self, *, drain_timeout: float | None = None) -> None:
+        """Refuses new commands, lets every mailbox drain, ends subscriptions, closes the store.
+
+        With `drain_timeout`, work still running after that many seconds is abandoned and
+        its callers get `EngineNotStarted`; without it, stop waits for every mailbox.
+        """
         if not self._running:
             return
         self._running = False
+        loop = asyncio.get_running_loop()
+        deadline = None if drain_timeout is None else loop.time() + drain_timeout
         while busy := [actor.task for actor in self._entities.values() if actor.task]:
-            await asyncio.wait(busy)
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            _, pending = await asyncio.wait(busy, timeout=remaining)
+            if pending and deadline is not None and loop.time() >= deadline:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-from ..errors import CommandTimeout, InvalidHandlerResult, UnknownCommand
+from ..errors import CommandTimeout, EngineNotStarted, InvalidHandlerResult, UnknownCommand
 from ..records import Reply
 from .kinds import EntityKind
 
@@ -42,6 +42,18 @@ class Message:
 
 
 GET_STATE = object()
+
+
+def abandoned(persistence_id: str, *, started: bool) -> EngineNotStarted:
+    """The error for a command the engine gave up on while stopping."""
+    if started:
+        return EngineNotStarted(
+            f"the engine stopped while a command to {persistence_id!r} was running; it was "
+            "abandoned, and whether its events were written is unknown until the entity recovers"
+        )
+    return EngineNotStarted(
+        f"the engine stopped before a command to {persistence_id!r} ran; nothing was persisted"
+    )
 
 
 class EntityActor:
@@ -104,7 +116,7 @@ class EntityActor:
             self.last_active = loop.time()
             for message in mailbox:  # only left when the task was cancelled
                 if not message.future.done():
-                    message.future.cancel()
+                    message.future.set_exception(abandoned(self.persistence_id, started=False))
             self.kind.idle[self.persistence_id] = self
 
     async def _process(self, message: Message) -> None:
@@ -121,7 +133,7 @@ class EntityActor:
             reply = await self.handle(message)
         except asyncio.CancelledError:
             if not future.done():
-                future.cancel()
+                future.set_exception(abandoned(self.persistence_id, started=True))
             raise
         except BaseException as exc:
             if not future.done():
