@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import msgspec
-
 from ..errors import ConcurrencyError, SerializationError
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
@@ -31,6 +29,7 @@ from ._common import (
     encode_state,
     envelope_from_record,
 )
+from ._sqlite_rows import envelope_from_row, event_row, format_timestamp, parse_timestamp
 from ._sqlite_schema import ensure_schema
 from ._sqlite_worker import SQLiteWorker
 
@@ -46,8 +45,6 @@ _INSERT_EVENT = (
     "event_type, payload, timestamp, tags, metadata, command_id, correlation_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_tags_decoder = msgspec.json.Decoder(tuple[str, ...])
-_metadata_decoder = msgspec.json.Decoder(dict[str, str])
 
 
 class SQLiteStore:
@@ -149,7 +146,7 @@ class SQLiteStore:
         check_append(persistence_id, records, expected_sequence_number)
         records = list(records)
         text = self.serializer.is_text
-        rows = [_event_row(record, text) for record in records]
+        rows = [event_row(record, text) for record in records]
 
         def write(connection: sqlite3.Connection) -> list[EventEnvelope]:
             row = connection.execute(
@@ -241,36 +238,7 @@ class SQLiteStore:
         )
 
     def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
-        return [self._envelope_from_row(row) for row in rows]
-
-    def _envelope_from_row(self, row: tuple[Any, ...]) -> EventEnvelope:
-        """Builds an envelope from a row, refusing a corrupt one with the stream and position."""
-        (position, event_id, persistence_id, entity_type, entity_id, sequence_number, event_type,
-         payload, timestamp, tags, metadata, command_id, correlation_id) = row  # fmt: skip
-        try:
-            if isinstance(payload, str):
-                payload = payload.encode("utf-8")
-            for name, value in (("event_id", event_id), ("persistence_id", persistence_id),
-                                ("entity_type", entity_type), ("entity_id", entity_id),
-                                ("event_type", event_type), ("command_id", command_id),
-                                ("correlation_id", correlation_id)):  # fmt: skip
-                if not isinstance(value, str):
-                    raise TypeError(f"{name} is {type(value).__name__}, not text")
-            if not isinstance(sequence_number, int) or sequence_number < 1:
-                raise TypeError(f"sequence_number {sequence_number!r} is not a positive integer")
-            if not isinstance(payload, bytes):
-                raise TypeError(f"payload is {type(payload).__name__}, not text or blob")
-            return EventEnvelope(
-                event_id, persistence_id, entity_type, entity_id, sequence_number, position,
-                event_type, _parse_timestamp(timestamp), _tags_decoder.decode(tags),
-                _metadata_decoder.decode(metadata), command_id, correlation_id, payload,
-                self.decode_event,
-            )  # fmt: skip
-        except (TypeError, ValueError, msgspec.DecodeError) as exc:
-            raise SerializationError(
-                f"corrupt event row in {self.path}: stream {persistence_id!r}, "
-                f"sequence {sequence_number!r}, global position {position}: {exc}"
-            ) from exc
+        return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -284,7 +252,7 @@ class SQLiteStore:
                 "(persistence_id, sequence_number, state_type, payload, timestamp) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (snapshot.persistence_id, snapshot.sequence_number, snapshot.state_type,
-                 payload, _format_timestamp(snapshot.timestamp)),
+                 payload, format_timestamp(snapshot.timestamp)),
             )
         )  # fmt: skip
 
@@ -305,7 +273,7 @@ class SQLiteStore:
         sequence, state_type, payload, timestamp = row
         where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self.path}"
         state = self._decode_state_row(state_type, payload, where)
-        return Snapshot(persistence_id, sequence, state_type, state, _parse_timestamp(timestamp))
+        return Snapshot(persistence_id, sequence, state_type, state, parse_timestamp(timestamp))
 
     async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
         await self._write(
@@ -323,7 +291,7 @@ class SQLiteStore:
         check_state_record(persistence_id, revision, state_record)
         payload = self._stored(encode_state(self.serializer, state_record.state, persistence_id))
         row = (persistence_id, revision, state_record.state_type, payload,
-               _format_timestamp(state_record.timestamp))  # fmt: skip
+               format_timestamp(state_record.timestamp))  # fmt: skip
 
         def write(connection: sqlite3.Connection) -> None:
             stored = _state_revision(connection, persistence_id)
@@ -353,7 +321,7 @@ class SQLiteStore:
         revision, state_type, payload, timestamp = row
         where = f"state of stream {persistence_id!r} at revision {revision} in {self.path}"
         state = self._decode_state_row(state_type, payload, where)
-        return StateRecord(persistence_id, revision, state_type, state, _parse_timestamp(timestamp))
+        return StateRecord(persistence_id, revision, state_type, state, parse_timestamp(timestamp))
 
     async def delete_state(self, persistence_id: str, revision: int) -> None:
         def write(connection: sqlite3.Connection) -> None:
@@ -381,7 +349,7 @@ class SQLiteStore:
 
     async def save_offset(self, projection: str, position: int) -> None:
         check_position(position)
-        now = _format_timestamp(datetime.now(UTC))
+        now = format_timestamp(datetime.now(UTC))
         await self._write(
             lambda connection: connection.execute(
                 "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
@@ -407,39 +375,8 @@ class SQLiteStore:
         return decode_state(self.serializer, state_type, payload, where)
 
 
-def _event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
-    payload: bytes | str = record.payload
-    if text:
-        try:
-            payload = record.payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SerializationError(
-                f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
-                "is not UTF-8 text, but the serializer produces text"
-            ) from exc
-    return (
-        record.event_id, record.persistence_id, record.entity_type, record.entity_id,
-        record.sequence_number, record.event_type, payload, _format_timestamp(record.timestamp),
-        msgspec.json.encode(list(record.tags)).decode(),
-        msgspec.json.encode(dict(record.metadata)).decode(),
-        record.command_id, record.correlation_id,
-    )  # fmt: skip
-
-
 def _state_revision(connection: sqlite3.Connection, persistence_id: str) -> int:
     row = connection.execute(
         "SELECT revision FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _format_timestamp(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat()
-
-
-def _parse_timestamp(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"timestamp is {type(value).__name__}, not text")
-    return datetime.fromisoformat(value)

@@ -1,0 +1,78 @@
+"""Converting between event records and SQLite rows, and refusing corrupt rows clearly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ..errors import SerializationError
+from ..records import EventEnvelope, EventRecord
+
+_tags_decoder = msgspec.json.Decoder(tuple[str, ...])
+_metadata_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
+    payload: bytes | str = record.payload
+    if text:
+        try:
+            payload = record.payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(
+                f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
+                "is not UTF-8 text, but the serializer produces text"
+            ) from exc
+    return (
+        record.event_id, record.persistence_id, record.entity_type, record.entity_id,
+        record.sequence_number, record.event_type, payload, format_timestamp(record.timestamp),
+        msgspec.json.encode(list(record.tags)).decode(),
+        msgspec.json.encode(dict(record.metadata)).decode(),
+        record.command_id, record.correlation_id,
+    )  # fmt: skip
+
+
+def envelope_from_row(
+    row: tuple[Any, ...], decode: Callable[[EventEnvelope], Any], path: str
+) -> EventEnvelope:
+    """Builds an envelope from a row, refusing a corrupt one with the stream and position."""
+    (position, event_id, persistence_id, entity_type, entity_id, sequence_number, event_type,
+     payload, timestamp, tags, metadata, command_id, correlation_id) = row  # fmt: skip
+    try:
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        for name, value in (("event_id", event_id), ("persistence_id", persistence_id),
+                            ("entity_type", entity_type), ("entity_id", entity_id),
+                            ("event_type", event_type), ("command_id", command_id),
+                            ("correlation_id", correlation_id)):  # fmt: skip
+            if not isinstance(value, str):
+                raise TypeError(f"{name} is {type(value).__name__}, not text")
+        if not isinstance(sequence_number, int) or sequence_number < 1:
+            raise TypeError(f"sequence_number {sequence_number!r} is not a positive integer")
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payload is {type(payload).__name__}, not text or blob")
+        return EventEnvelope(
+            event_id, persistence_id, entity_type, entity_id, sequence_number, position,
+            event_type, parse_timestamp(timestamp), _tags_decoder.decode(tags),
+            _metadata_decoder.decode(metadata), command_id, correlation_id, payload,
+            decode,
+        )  # fmt: skip
+    except (TypeError, ValueError, msgspec.DecodeError) as exc:
+        raise SerializationError(
+            f"corrupt event row in {path}: stream {persistence_id!r}, "
+            f"sequence {sequence_number!r}, global position {position}: {exc}"
+        ) from exc
+
+
+def format_timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"timestamp is {type(value).__name__}, not text")
+    return datetime.fromisoformat(value)
