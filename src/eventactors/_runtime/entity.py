@@ -117,7 +117,8 @@ class EntityActor:
             for message in mailbox:  # only left when the task was cancelled
                 if not message.future.done():
                     message.future.set_exception(abandoned(self.persistence_id, started=False))
-            self.kind.idle[self.persistence_id] = self
+            if self.kind.passivate_after is not None:
+                self.kind.idle[self.persistence_id] = self
 
     async def _process(self, message: Message) -> None:
         future = message.future
