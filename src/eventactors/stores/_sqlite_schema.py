@@ -57,17 +57,31 @@ CREATE TABLE IF NOT EXISTS ea_offsets (
 
 
 def ensure_schema(connection: sqlite3.Connection, path: str) -> None:
-    """Creates the tables if missing, in one transaction; refuses a newer schema's file."""
-    connection.executescript(
-        "BEGIN IMMEDIATE;"
-        + _TABLES
-        + f"INSERT INTO ea_schema_version (version) SELECT {SCHEMA_VERSION} "
-        "WHERE NOT EXISTS (SELECT 1 FROM ea_schema_version);"
-        "COMMIT;"
-    )
-    version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreUnavailable(
-            f"{path} has eventactors schema version {version}; this version of eventactors "
-            f"understands up to {SCHEMA_VERSION}: upgrade eventactors to open it"
+    """Creates the tables if missing, in one transaction; refuses a newer schema's file
+    before touching it."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        has_version_table = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ea_schema_version'"
+        ).fetchone()
+        if has_version_table:
+            version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"{path} has eventactors schema version {version}; this version of "
+                    f"eventactors understands up to {SCHEMA_VERSION}: upgrade eventactors "
+                    "to open it"
+                )
+        for statement in _TABLES.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(
+            "INSERT INTO ea_schema_version (version) SELECT ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM ea_schema_version)",
+            (SCHEMA_VERSION,),
         )
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise

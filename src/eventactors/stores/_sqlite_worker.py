@@ -30,11 +30,13 @@ class SQLiteWorker:
     def __init__(
         self,
         name: str,
+        database: str,
         connect: Callable[[], sqlite3.Connection],
         *,
         transactional: bool,
         max_batch: int = 1000,
     ) -> None:
+        self.database = database
         self._connect = connect
         self._transactional = transactional
         self._max_batch = max_batch
@@ -85,16 +87,16 @@ class SQLiteWorker:
         try:
             connection = self._open()
         except Exception as exc:
-            error = translate_error(exc)
+            error = translate_error(exc, self.database)
             return [(future, False, error) for _, future, _ in batch]
         if not self._transactional:
-            return [_call(job, future, connection) for job, future, _ in batch]
+            return [_call(job, future, connection, self.database) for job, future, _ in batch]
         outcomes: list[Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job, future, _ in batch:
                 connection.execute("SAVEPOINT job")
-                outcome = _call(job, future, connection)
+                outcome = _call(job, future, connection, self.database)
                 if not outcome[1]:
                     connection.execute("ROLLBACK TO job")
                 connection.execute("RELEASE job")
@@ -103,7 +105,7 @@ class SQLiteWorker:
         except Exception as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            error = translate_error(exc)
+            error = translate_error(exc, self.database)
             return [(future, False, error) for _, future, _ in batch]
         return outcomes
 
@@ -117,11 +119,12 @@ def _call(
     job: Callable[[sqlite3.Connection], Any],
     future: asyncio.Future[Any],
     connection: sqlite3.Connection,
+    database: str,
 ) -> Outcome:
     try:
         return (future, True, job(connection))
-    except Exception as exc:
-        return (future, False, translate_error(exc))
+    except Exception as exc:  # handed back to the awaiting caller
+        return (future, False, translate_error(exc, database))
 
 
 def _answer(outcomes: list[Outcome]) -> None:
@@ -144,13 +147,13 @@ def _settle(outcomes: list[Outcome]) -> None:
             future.set_exception(value)
 
 
-def translate_error(exc: Exception) -> Exception:
+def translate_error(exc: Exception, database: str) -> Exception:
     """Maps sqlite3 errors onto the framework's: conflicts and an unusable database."""
     if isinstance(exc, EventActorsError) or not isinstance(exc, sqlite3.Error):
         return exc
     if isinstance(exc, sqlite3.IntegrityError):
         error: Exception = ConcurrencyError(f"conflicting write: {exc}")
     else:
-        error = StoreUnavailable(f"SQLite: {exc}")
+        error = StoreUnavailable(f"SQLite {database}: {exc}")
     error.__cause__ = exc
     return error

@@ -99,6 +99,7 @@ class SQLiteStore:
                 if self._writer is None or self._reader is None:
                     writer = SQLiteWorker(
                         "eventactors-sqlite-writer",
+                        self.path,
                         lambda: self._connect(create_schema=True),
                         transactional=True,
                         max_batch=self._max_batch,
@@ -110,6 +111,7 @@ class SQLiteStore:
                         raise
                     self._reader = SQLiteWorker(
                         "eventactors-sqlite-reader",
+                        self.path,
                         lambda: self._connect(create_schema=False),
                         transactional=False,
                     )
@@ -191,7 +193,10 @@ class SQLiteStore:
             lambda connection: self._envelopes(
                 connection.execute(
                     f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    "AND sequence_number BETWEEN ? AND ? ORDER BY sequence_number LIMIT ?",
+                    # A non-integer sequence number (a corrupt row) is selected too, so that
+                    # it fails loudly instead of silently vanishing from the stream.
+                    "AND (sequence_number BETWEEN ? AND ? OR typeof(sequence_number) != 'integer') "
+                    "ORDER BY sequence_number LIMIT ?",
                     (persistence_id, from_sequence, upper, row_limit),
                 )
             )
