@@ -246,8 +246,9 @@ class Engine:
             self._entities[persistence_id] = actor
         return actor
 
-    def _forget(self, persistence_id: str) -> None:
-        self._entities.pop(persistence_id, None)
+    def _forget(self, persistence_id: str, actor: EntityActor) -> None:
+        if self._entities.get(persistence_id) is actor:
+            del self._entities[persistence_id]
 
     def is_live(self, entity_type: str, entity_id: str) -> bool:
         """Whether the entity is in memory (not passivated, not yet spawned)."""

@@ -23,7 +23,13 @@ class DurableStateEntity(EntityActor):
             self.state, self.revision = record.state, record.revision
 
     async def handle(self, message: Message) -> Reply[Any]:
-        new_state = await self.decide(message)
+        try:
+            new_state = await self.decide(message)
+        except BaseException:
+            # The handler holds the live state object and may have changed it in place
+            # before failing; re-read the stored state (one cheap read) before the next command.
+            self.recovered = False
+            raise
         if new_state is None:
             return Reply(self.state, self.revision, ())
         if type(new_state) is not self.kind.state_type:

@@ -96,9 +96,11 @@ class EntityActor:
             self.kind.idle.pop(self.persistence_id, None)
         self.mailbox.append(message)
         if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(
+            task = asyncio.get_running_loop().create_task(
                 self._drain(), name=f"entity {self.persistence_id}"
             )
+            if not task.done():  # an eager task factory may already have drained the mailbox
+                self.task = task
 
     async def _drain(self) -> None:
         mailbox = self.mailbox
@@ -132,10 +134,17 @@ class EntityActor:
                     future.set_result(result)
                 return
             reply = await self.handle(message)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # the engine is stopping
+                if not future.done():
+                    future.set_exception(abandoned(self.persistence_id, started=True))
+                raise
+            # The handler itself met a cancellation (an awaited future was cancelled): that is
+            # its own failure, which goes to its caller; the mailbox carries on.
             if not future.done():
-                future.set_exception(abandoned(self.persistence_id, started=True))
-            raise
+                future.set_exception(exc)
+            return
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -165,15 +174,22 @@ class EntityActor:
         timeout = self.kind.command_timeout
         if timeout is None:
             return await pending
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                return await pending
+            async with deadline:
+                result = await pending
         except TimeoutError:
-            raise CommandTimeout(
-                f"{self.kind.behavior_class.__qualname__}.handle_command for "
-                f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
-                "nothing was persisted"
-            ) from None
+            if not deadline.expired():
+                raise  # the handler's own TimeoutError, not our deadline
+        # Checked even after a normal return: a handler that swallowed the cancellation
+        # still ran past its deadline, and nothing may be persisted for it.
+        if not deadline.expired():
+            return result
+        raise CommandTimeout(
+            f"{self.kind.behavior_class.__qualname__}.handle_command for "
+            f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
+            "nothing was persisted"
+        )
 
     def invalid_result(self, what: Any, expected: str) -> InvalidHandlerResult:
         return InvalidHandlerResult(

@@ -50,6 +50,12 @@ class EventSourcedEntity(EntityActor):
                 sequence = envelope.sequence_number
             if len(page) < REPLAY_PAGE:
                 break
+        highest = await kind.store.highest_sequence_number(self.persistence_id)
+        if highest != sequence:
+            raise EventActorsError(
+                f"stream {self.persistence_id!r} is at sequence {highest} but only events up to "
+                f"{sequence} can be read: events were deleted that no snapshot covers"
+            )
         self.state, self.revision = state, sequence
 
     async def handle(self, message: Message) -> Reply[Any]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
+from .entity import EntityActor
 from .kinds import EntityKind
 
 
-def sweep(kinds: Iterable[EntityKind], now: float, forget: Callable[[str], None]) -> int:
+def sweep(
+    kinds: Iterable[EntityKind], now: float, forget: Callable[[str, EntityActor], None]
+) -> int:
     """Passivates every actor idle past its deadline; returns how many."""
     passivated = 0
     for kind in kinds:
@@ -26,7 +29,7 @@ def sweep(kinds: Iterable[EntityKind], now: float, forget: Callable[[str], None]
                 break
             del idle[persistence_id]
             if actor.is_idle:
-                forget(persistence_id)
+                forget(persistence_id, actor)
                 passivated += 1
     return passivated
 
@@ -40,7 +43,7 @@ def sweep_interval(kinds: Iterable[EntityKind]) -> float | None:
 
 
 async def run_sweeps(
-    kinds: Callable[[], Iterable[EntityKind]], forget: Callable[[str], None]
+    kinds: Callable[[], Iterable[EntityKind]], forget: Callable[[str, EntityActor], None]
 ) -> None:
     """The engine's background task: sweep, sleep, repeat, until cancelled."""
     loop = asyncio.get_running_loop()

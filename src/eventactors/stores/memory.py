@@ -59,14 +59,19 @@ class MemoryStore:
             )
         if not records:
             return []
-        envelopes = []
+        stored = []
         for record in records:
             self._last_position += 1
-            envelopes.append(envelope_from_record(record, self._last_position, self))
-        self._streams.setdefault(persistence_id, []).extend(envelopes)
-        self._log.extend(envelopes)
+            stored.append(envelope_from_record(record, self._last_position, self))
+        self._streams.setdefault(persistence_id, []).extend(stored)
+        self._log.extend(stored)
         self._highest[persistence_id] = records[-1].sequence_number
-        return envelopes
+        # The caller may attach its in-memory event to what it gets back; replay must still
+        # decode the stored bytes, as it would from a database.
+        return [
+            envelope_from_record(record, envelope.global_position, self)
+            for record, envelope in zip(records, stored, strict=True)
+        ]
 
     async def read_stream(
         self,

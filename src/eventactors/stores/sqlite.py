@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import ConcurrencyError, SerializationError
+from ..errors import ConcurrencyError, SerializationError, StoreUnavailable
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -67,6 +67,11 @@ class SQLiteStore:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
         self.path = str(path)
+        if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
+            raise ValueError(
+                "SQLiteStore needs a file: its writer and reader connections would each get a "
+                "private in-memory database. Use ea.MemoryStore() for an in-memory store."
+            )
         self.serializer: Serializer = serializer or JsonSerializer()
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout * 1000)
@@ -85,7 +90,12 @@ class SQLiteStore:
         try:
             connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             if create_schema:
-                connection.execute("PRAGMA journal_mode = WAL")
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreUnavailable(
+                        f"{self.path}: SQLite refused WAL mode (journal_mode is {mode}); "
+                        "the store needs WAL for a reader beside its writer"
+                    )
                 ensure_schema(connection, self.path)
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
         except BaseException:
@@ -128,8 +138,9 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Waits for queued writes, then closes both connections; a later call reopens."""
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        async with self._opening:  # an open in progress finishes first, then is closed
+            writer, reader = self._writer, self._reader
+            self._writer = self._reader = None
         for worker in (writer, reader):
             if worker is not None:
                 await worker.stop()
