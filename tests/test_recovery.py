@@ -7,7 +7,7 @@ import random
 import msgspec
 import pytest
 from behaviors_for_tests import Add, tally_behavior
-from conftest import wait_until
+from waits import wait_until
 
 import eventactors as ea
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from behaviors_for_tests import Add, Added, Tally
-from conftest import wait_until
+from waits import wait_until
 
 import eventactors as ea
 

@@ -1,4 +1,4 @@
-"""Shared helpers: condition waits with deadlines, instead of sleeps that hope."""
+"""Condition waits with deadlines, instead of sleeps that hope."""
 
 from __future__ import annotations
 

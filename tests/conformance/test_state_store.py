@@ -1,0 +1,101 @@
+"""The StateStore contract: durable state written revision by revision, never skipping one."""
+
+from __future__ import annotations
+
+import pytest
+
+import eventactors as ea
+
+
+def assert_same_state(loaded: ea.StateRecord | None, saved: ea.StateRecord) -> None:
+    assert isinstance(loaded, ea.StateRecord)
+    assert loaded.persistence_id == saved.persistence_id
+    assert loaded.revision == saved.revision
+    assert loaded.state_type == saved.state_type
+    assert type(loaded.state) is type(saved.state)
+    assert loaded.state == saved.state
+    assert loaded.timestamp == saved.timestamp
+
+
+async def upsert(store, kit, stream: str, revision: int, balance: int) -> ea.StateRecord:
+    record = kit.state(stream, revision, balance)
+    await store.upsert_state(stream, revision, record)
+    return record
+
+
+async def test_unknown_state_is_none(store, kit):
+    await upsert(store, kit, kit.pid("other"), 1, 10)
+
+    assert await store.get_state(kit.pid("nobody")) is None
+
+
+async def test_first_revision_then_the_next(store, kit):
+    stream = kit.pid("a")
+
+    first = await upsert(store, kit, stream, 1, 10)
+    assert_same_state(await store.get_state(stream), first)
+
+    second = await upsert(store, kit, stream, 2, 20)
+    assert_same_state(await store.get_state(stream), second)
+
+    third = await upsert(store, kit, stream, 3, 30)
+    assert_same_state(await store.get_state(stream), third)
+
+
+@pytest.mark.parametrize("revision", [0, 2, 5])
+async def test_a_new_state_starts_at_revision_one(store, kit, revision):
+    stream = kit.pid("a")
+
+    with pytest.raises(ea.ConcurrencyError):
+        await store.upsert_state(stream, revision, kit.state(stream, revision, 10))
+
+    assert await store.get_state(stream) is None
+
+
+@pytest.mark.parametrize("revision", [1, 2, 4, 5, 100])
+async def test_any_revision_but_the_next_is_rejected(store, kit, revision):
+    stream = kit.pid("a")
+    await upsert(store, kit, stream, 1, 10)
+    current = await upsert(store, kit, stream, 2, 20)
+
+    with pytest.raises(ea.ConcurrencyError):
+        await store.upsert_state(stream, revision, kit.state(stream, revision, 999))
+
+    assert_same_state(await store.get_state(stream), current)
+    # The next revision is still the one after the stored one.
+    following = await upsert(store, kit, stream, 3, 30)
+    assert_same_state(await store.get_state(stream), following)
+
+
+async def test_states_are_independent(store, kit):
+    a1 = await upsert(store, kit, kit.pid("a"), 1, 10)
+    b1 = await upsert(store, kit, kit.pid("b"), 1, 100)
+    a2 = await upsert(store, kit, kit.pid("a"), 2, 20)
+
+    assert_same_state(await store.get_state(kit.pid("a")), a2)
+    assert_same_state(await store.get_state(kit.pid("b")), b1)
+    assert a1.state != a2.state
+
+
+@pytest.mark.parametrize("revision", [0, 1, 3])
+async def test_delete_with_the_wrong_revision_is_rejected(store, kit, revision):
+    stream = kit.pid("a")
+    await upsert(store, kit, stream, 1, 10)
+    current = await upsert(store, kit, stream, 2, 20)
+
+    with pytest.raises(ea.ConcurrencyError):
+        await store.delete_state(stream, revision)
+
+    assert_same_state(await store.get_state(stream), current)
+
+
+async def test_delete_with_the_right_revision_removes_the_state(store, kit):
+    stream, other = kit.pid("a"), kit.pid("b")
+    await upsert(store, kit, stream, 1, 10)
+    await upsert(store, kit, stream, 2, 20)
+    kept = await upsert(store, kit, other, 1, 5)
+
+    await store.delete_state(stream, 2)
+
+    assert await store.get_state(stream) is None
+    assert_same_state(await store.get_state(other), kept)
