@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import SerializationError
+from ..errors import ConcurrencyError, SerializationError
 from ..records import EventEnvelope, EventRecord, StateRecord
 from ..serialization import Serializer
 
@@ -100,3 +100,22 @@ def check_position(position: int) -> int:
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise ValueError(f"an offset must be an int >= 0, got {position!r}")
     return position
+
+
+def check_stream_position(persistence_id: str, highest: int, expected: int) -> None:
+    """The optimistic-concurrency check of `append`, worded the same by every backend."""
+    if highest != expected:
+        raise ConcurrencyError(
+            f"stream {persistence_id!r} is at sequence {highest}, expected {expected}"
+        )
+
+
+def check_state_revision(
+    persistence_id: str, stored: int, revision: int, *, deleting: bool
+) -> None:
+    """Writing needs the next revision; deleting needs the stored one."""
+    if revision != (stored if deleting else stored + 1):
+        action = "delete" if deleting else "write"
+        raise ConcurrencyError(
+            f"state {persistence_id!r} is at revision {stored}; cannot {action} revision {revision}"
+        )

@@ -11,7 +11,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConcurrencyError
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -19,6 +18,8 @@ from ._common import (
     check_position,
     check_range,
     check_state_record,
+    check_state_revision,
+    check_stream_position,
     decode_event,
     decode_state,
     encode_state,
@@ -52,11 +53,7 @@ class MemoryStore:
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
         highest = self._highest.get(persistence_id, 0)
-        if highest != expected_sequence_number:
-            raise ConcurrencyError(
-                f"stream {persistence_id!r} is at sequence {highest}, "
-                f"expected {expected_sequence_number}"
-            )
+        check_stream_position(persistence_id, highest, expected_sequence_number)
         if not records:
             return []
         stored = []
@@ -143,11 +140,7 @@ class MemoryStore:
     ) -> None:
         check_state_record(persistence_id, revision, state_record)
         stored = self._states.get(persistence_id, (0,))[0]
-        if revision != stored + 1:
-            raise ConcurrencyError(
-                f"state {persistence_id!r} is at revision {stored}; "
-                f"cannot write revision {revision}"
-            )
+        check_state_revision(persistence_id, stored, revision, deleting=False)
         payload = encode_state(self.serializer, state_record.state, persistence_id)
         self._states[persistence_id] = (
             revision,
@@ -167,11 +160,7 @@ class MemoryStore:
 
     async def delete_state(self, persistence_id: str, revision: int) -> None:
         stored = self._states.get(persistence_id, (0,))[0]
-        if stored != revision:
-            raise ConcurrencyError(
-                f"state {persistence_id!r} is at revision {stored}; "
-                f"cannot delete revision {revision}"
-            )
+        check_state_revision(persistence_id, stored, revision, deleting=True)
         self._states.pop(persistence_id, None)
 
     # -- offsets --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import ConcurrencyError, SerializationError, StoreUnavailable
+from ..errors import SerializationError, StoreUnavailable
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -24,6 +24,8 @@ from ._common import (
     check_position,
     check_range,
     check_state_record,
+    check_state_revision,
+    check_stream_position,
     decode_event,
     decode_state,
     encode_state,
@@ -167,11 +169,7 @@ class SQLiteStore:
                 (persistence_id,),
             ).fetchone()
             highest = row[0] if row else 0
-            if highest != expected_sequence_number:
-                raise ConcurrencyError(
-                    f"stream {persistence_id!r} is at sequence {highest}, "
-                    f"expected {expected_sequence_number}"
-                )
+            check_stream_position(persistence_id, highest, expected_sequence_number)
             if not rows:
                 return []
             connection.executemany(_INSERT_EVENT, rows)
@@ -311,11 +309,7 @@ class SQLiteStore:
 
         def write(connection: sqlite3.Connection) -> None:
             stored = _state_revision(connection, persistence_id)
-            if revision != stored + 1:
-                raise ConcurrencyError(
-                    f"state {persistence_id!r} is at revision {stored}; "
-                    f"cannot write revision {revision}"
-                )
+            check_state_revision(persistence_id, stored, revision, deleting=False)
             connection.execute(
                 "INSERT OR REPLACE INTO ea_durable_state "
                 "(persistence_id, revision, state_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
@@ -342,11 +336,7 @@ class SQLiteStore:
     async def delete_state(self, persistence_id: str, revision: int) -> None:
         def write(connection: sqlite3.Connection) -> None:
             stored = _state_revision(connection, persistence_id)
-            if stored != revision:
-                raise ConcurrencyError(
-                    f"state {persistence_id!r} is at revision {stored}; "
-                    f"cannot delete revision {revision}"
-                )
+            check_state_revision(persistence_id, stored, revision, deleting=True)
             connection.execute(
                 "DELETE FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
             )
