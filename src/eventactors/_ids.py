@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# Ids need uniqueness, not secrecy: a PRNG seeded from the OS is ample and avoids a system
+# call per id (ids are made twice per command). Reseeded in a forked child, so that parent
+# and child never draw the same sequence.
+_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def uuid7() -> str:
@@ -23,13 +28,14 @@ def uuid7() -> str:
         now_ms = time.time_ns() // 1_000_000
         if now_ms > _last_ms:
             _last_ms = now_ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+            _counter = _random.getrandbits(11)
         else:
             _counter += 1
             if _counter > 0xFFF:
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+        rand_b = _random.getrandbits(62)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand_b
-    return str(uuid.UUID(int=value))
+    hex_ = f"{value:032x}"
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
