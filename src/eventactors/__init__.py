@@ -5,6 +5,8 @@ actor runtime), `records` (what crosses the store boundary), `serialization`, an
 (one backend per module). Only the names below are public.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .behavior import DurableStateBehavior as DurableStateBehavior
 from .behavior import EventSourcedBehavior as EventSourcedBehavior
 from .engine import Engine as Engine
@@ -37,6 +39,19 @@ from .stores.protocols import Store as Store
 from .stores.sqlite import SQLiteStore as SQLiteStore
 from .subscription import Subscription as Subscription
 
+if TYPE_CHECKING:
+    from .stores.postgres import PostgresStore as PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    """`PostgresStore` loads on first use, so that asyncpg stays an optional extra."""
+    if name == "PostgresStore":
+        from .stores.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'eventactors' has no attribute {name!r}")
+
+
 __all__ = [
     "CommandTimeout",
     "ConcurrencyError",
@@ -54,6 +69,7 @@ __all__ = [
     "JsonSerializer",
     "MemoryStore",
     "OffsetStore",
+    "PostgresStore",
     "ProtobufSerializer",
     "Rejected",
     "Reply",

@@ -47,7 +47,8 @@ class EventEnvelope:
     """A persisted event as handlers, subscribers and projections see it.
 
     `event` is decoded on first access, so a reader that filters by type never pays for,
-    or fails on, the events it skips.
+    or fails on, the events it skips. `payload` is the stored form: a store may normalise
+    JSON (PostgreSQL's jsonb does), so equality compares everything but the payload bytes.
     """
 
     event_id: str
@@ -88,7 +89,6 @@ class EventEnvelope:
             self.sequence_number,
             self.global_position,
             self.event_type,
-            self.payload,
             self.timestamp,
             self.tags,
             dict(self.metadata),

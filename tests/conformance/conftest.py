@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 import pytest_asyncio
+from postgres_support import DSN, drop_schema, new_schema_name
 
 import eventactors as ea
 from eventactors._ids import uuid7
@@ -41,9 +42,20 @@ async def sqlite_backend(tmp_path: Path) -> AsyncIterator[OpenStore]:
     yield lambda: ea.SQLiteStore(path)
 
 
+@asynccontextmanager
+async def postgres_backend(tmp_path: Path) -> AsyncIterator[OpenStore]:
+    # A schema of its own per test, dropped afterwards: nothing depends on earlier runs.
+    schema = new_schema_name()
+    try:
+        yield lambda: ea.PostgresStore(DSN, schema=schema)
+    finally:
+        await drop_schema(schema)
+
+
 BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[OpenStore]]] = {
     "memory": memory_backend,
     "sqlite": sqlite_backend,
+    "postgres": postgres_backend,
 }
 
 
@@ -171,6 +183,12 @@ class Kit:
             command_id=command_id,
             correlation_id=correlation_id,
         )
+
+    def same_payload(self, stored: bytes, written: bytes) -> bool:
+        """Stored payloads must carry the same value; JSON may come back normalised (jsonb)."""
+        if self.store.serializer.is_text:
+            return bool(msgspec.json.decode(stored) == msgspec.json.decode(written))
+        return stored == written
 
     def records(self, persistence_id: str, first: int, count: int) -> list[ea.EventRecord]:
         """`count` consecutive records of the stream, numbered from `first`."""

@@ -186,7 +186,7 @@ async def test_every_field_round_trips(store, kit):
             assert dict(envelope.metadata) == dict(record.metadata)
             assert envelope.command_id == record.command_id
             assert envelope.correlation_id == record.correlation_id
-            assert envelope.payload == record.payload
+            assert kit.same_payload(envelope.payload, record.payload)
             assert isinstance(envelope.payload, bytes)
             assert type(envelope.event) is type(event)
             assert envelope.event == event
@@ -490,7 +490,7 @@ async def test_an_unregistered_event_type_fails_on_event_access_only(store, kit)
     assert read[0].event == good
     for envelope in (read[1], from_log[1]):
         assert envelope.event_type == "NeverRegistered"
-        assert envelope.payload == records[1].payload
+        assert kit.same_payload(envelope.payload, records[1].payload)
         for _ in range(2):  # a failed decode is not cached as a value
             with pytest.raises(ea.SerializationError) as caught:
                 _ = envelope.event

@@ -1,0 +1,35 @@
+"""Mapping asyncpg's errors onto the framework's: conflicts, bad data, an unreachable server."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ..errors import ConcurrencyError, EventActorsError, SerializationError, StoreUnavailable
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed or was lost
+    asyncpg.InterfaceError,  # the client's connection is closed or unusable
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, cancel
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,  # no such database
+    OSError,  # refused, reset, unreachable
+    TimeoutError,
+)
+
+
+def translate_error(exc: BaseException, where: str) -> BaseException:
+    """The framework's error for `exc`, with `where` (server and schema, never a password)."""
+    if isinstance(exc, EventActorsError):
+        return exc
+    error: BaseException
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        error = ConcurrencyError(f"conflicting write in {where}: {exc}")
+    elif isinstance(exc, asyncpg.exceptions.UntranslatableCharacterError | asyncpg.DataError):
+        error = SerializationError(f"{where} refused the data: {exc}")
+    elif isinstance(exc, _UNAVAILABLE):
+        error = StoreUnavailable(f"{where} is unavailable: {type(exc).__name__}: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error

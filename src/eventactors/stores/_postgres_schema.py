@@ -1,0 +1,112 @@
+"""The PostgreSQL schema, created on first use under a configurable schema name."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import asyncpg
+
+from ..errors import StoreUnavailable
+
+SCHEMA_VERSION = 1
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {s}.ea_schema_version (
+    version integer NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS {s}.ea_global_position;
+CREATE TABLE IF NOT EXISTS {s}.ea_events (
+    global_position bigint      PRIMARY KEY,
+    persistence_id  text        NOT NULL,
+    sequence_number bigint      NOT NULL,
+    event_id        uuid        NOT NULL,
+    entity_type     text        NOT NULL,
+    entity_id       text        NOT NULL,
+    event_type      text        NOT NULL,
+    payload_json    jsonb,                  -- for serializers that produce JSON
+    payload_bytes   bytea,                  -- for the others (protobuf)
+    timestamp       timestamptz NOT NULL,
+    tags            text[]      NOT NULL DEFAULT '{{}}',
+    metadata        jsonb       NOT NULL DEFAULT '{{}}',
+    command_id      text        NOT NULL DEFAULT '',
+    correlation_id  text        NOT NULL DEFAULT '',
+    CONSTRAINT ea_events_stream_sequence UNIQUE (persistence_id, sequence_number),
+    CONSTRAINT ea_events_one_payload CHECK ((payload_json IS NULL) <> (payload_bytes IS NULL))
+);
+CREATE TABLE IF NOT EXISTS {s}.ea_streams (
+    persistence_id   text   PRIMARY KEY,
+    entity_type      text   NOT NULL,
+    highest_sequence bigint NOT NULL  -- survives deletion of the events themselves
+);
+CREATE TABLE IF NOT EXISTS {s}.ea_snapshots (
+    persistence_id  text        NOT NULL,
+    sequence_number bigint      NOT NULL,
+    state_type      text        NOT NULL,
+    payload_json    jsonb,
+    payload_bytes   bytea,
+    timestamp       timestamptz NOT NULL,
+    PRIMARY KEY (persistence_id, sequence_number)
+);
+CREATE TABLE IF NOT EXISTS {s}.ea_durable_state (
+    persistence_id text        PRIMARY KEY,
+    revision       bigint      NOT NULL,
+    state_type     text        NOT NULL,
+    payload_json   jsonb,
+    payload_bytes  bytea,
+    timestamp      timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.ea_offsets (
+    projection text        PRIMARY KEY,
+    position   bigint      NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+"""
+
+
+def check_schema_name(name: str) -> str:
+    """Schema names are plain lower-case identifiers, so they can be quoted without surprises."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"schema must be a lower-case identifier of at most 48 characters "
+            f"(letters, digits, underscores, not starting with a digit), got {name!r}"
+        )
+    return name
+
+
+def lock_key(schema: str, purpose: str) -> int:
+    """A stable 64-bit advisory-lock key for one purpose within one schema."""
+    digest = hashlib.blake2b(f"eventactors:{schema}:{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def ensure_schema(connection: asyncpg.Connection, schema: str, where: str) -> None:
+    """Creates the schema and its tables if missing; refuses one written by a newer version.
+
+    Creation runs under an advisory lock, so that engines starting together do not race.
+    """
+    quoted = f'"{schema}"'
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", lock_key(schema, "schema"))
+        exists = await connection.fetchval(
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = $1 AND table_name = 'ea_schema_version'",
+            schema,
+        )
+        if exists:
+            version = await connection.fetchval(
+                f"SELECT max(version) FROM {quoted}.ea_schema_version"
+            )
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"{where} schema {schema!r} has eventactors schema version {version}; this "
+                    f"version of eventactors understands up to {SCHEMA_VERSION}: upgrade it"
+                )
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        await connection.execute(_DDL.format(s=quoted))
+        await connection.execute(
+            f"INSERT INTO {quoted}.ea_schema_version (version) SELECT $1 "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {quoted}.ea_schema_version)",
+            SCHEMA_VERSION,
+        )

@@ -1,0 +1,446 @@
+"""The PostgreSQL store: all four protocols in one schema, through an asyncpg pool.
+
+Gap-free global order. A plain sequence is not enough: two transactions can draw positions
+10 and 11, and 11 can commit first, so a reader that has seen 11 moves past 10 for good.
+Here every append takes one transaction-scoped advisory lock (per schema) just before it draws
+positions, and holds it until commit. PostgreSQL makes a transaction visible before it releases
+its locks, so the next writer can only draw higher positions after every lower one is visible:
+positions become visible in increasing order, and a reader following `read_all` never skips.
+Rolled-back transactions leave holes in the numbering, never an event out of order.
+
+The lock is taken after the stream checks and only around drawing positions, inserting and
+notifying, so its hold time is one insert plus the commit. A batched (group-commit) writer
+takes it once per transaction for the whole batch, which is what keeps group commit possible.
+
+Each commit also sends NOTIFY on the schema's channel with the highest position it wrote;
+`wait_for_events` uses it (with a slow poll as the fallback) to wake readers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from asyncpg import Connection, Pool, Record
+
+from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..serialization import JsonSerializer, Serializer
+from ._common import (
+    check_append,
+    check_position,
+    check_range,
+    check_state_record,
+    check_state_revision,
+    check_stream_position,
+    decode_event,
+    decode_state,
+    encode_state,
+    envelope_from_record,
+)
+from ._postgres_errors import translate_error
+from ._postgres_listener import Listener
+from ._postgres_rows import as_bytes, aware, describe, event_row, metadata_decoder, row_payload
+from ._postgres_schema import check_schema_name, ensure_schema, lock_key
+
+T = TypeVar("T")
+
+_EVENT_COLUMNS = (
+    "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
+    "event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id, "
+    "correlation_id"
+)
+
+
+class PostgresStore:
+    """All four store protocols in one PostgreSQL schema.
+
+    `connect_timeout` bounds every attempt to reach the server, so a wrong address fails with
+    `StoreUnavailable` instead of hanging; `command_timeout` bounds each statement.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "eventactors",
+        serializer: Serializer | None = None,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = 60.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.serializer: Serializer = serializer or JsonSerializer()
+        self._pool_size = (min_connections, max_connections)
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._poll_interval = poll_interval
+        self._where = describe(dsn, schema)
+        self._append_lock = lock_key(schema, "positions")
+        self._channel = f"eventactors_{schema}"
+        self._pool: Pool | None = None
+        self._opening = asyncio.Lock()
+        self._listener: Listener | None = None
+        self._table = {name: f'"{schema}".ea_{name}' for name in (
+            "events", "streams", "snapshots", "durable_state", "offsets", "global_position",
+        )}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where})"
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _connection(self) -> Connection:
+        """A standalone connection, with the same timeouts as the pool's."""
+        connection: Connection = await asyncio.wait_for(
+            asyncpg.connect(self.dsn, timeout=self._connect_timeout),
+            self._connect_timeout + 1,
+        )
+        return connection
+
+    async def _get_pool(self) -> Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._open_pool()
+        return self._pool
+
+    async def _open_pool(self) -> Pool:
+        try:
+            setup = await self._connection()
+            try:
+                await ensure_schema(setup, self.schema, self._where)
+            finally:
+                await setup.close()
+            pool: Pool = await asyncio.wait_for(
+                asyncpg.create_pool(
+                    self.dsn,
+                    min_size=self._pool_size[0],
+                    max_size=self._pool_size[1],
+                    timeout=self._connect_timeout,
+                    command_timeout=self._command_timeout,
+                ),
+                self._connect_timeout + 1,
+            )
+        except BaseException as exc:
+            raise translate_error(exc, self._where) from exc
+        return pool
+
+    async def _run(self, job: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
+        """Runs `job` on a pooled connection (in a transaction when it writes)."""
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as connection:
+                if not write:
+                    return await job(connection)
+                async with connection.transaction():
+                    return await job(connection)
+        except BaseException as exc:
+            raise translate_error(exc, self._where) from exc
+
+    async def close(self) -> None:
+        """Closes the pool and the listener; a later call reconnects."""
+        async with self._opening:
+            pool, self._pool = self._pool, None
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self._connect_timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    def decode_event(self, envelope: EventEnvelope) -> Any:
+        return decode_event(self.serializer, envelope)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        persistence_id: str,
+        records: Sequence[EventRecord],
+        expected_sequence_number: int,
+    ) -> list[EventEnvelope]:
+        check_append(persistence_id, records, expected_sequence_number)
+        records = list(records)
+        text = self.serializer.is_text
+        table = self._table
+
+        async def write(connection: Connection) -> list[EventEnvelope]:
+            highest = await connection.fetchval(
+                f"SELECT highest_sequence FROM {table['streams']} "
+                "WHERE persistence_id = $1 FOR UPDATE",
+                persistence_id,
+            )
+            check_stream_position(persistence_id, highest or 0, expected_sequence_number)
+            if not records:
+                return []
+            # From here to commit, this transaction alone draws global positions.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", self._append_lock)
+            last = await connection.fetchval(
+                f"SELECT setval('{table['global_position']}', "
+                f"nextval('{table['global_position']}') + $1 - 1)",
+                len(records),
+            )
+            first = last - len(records) + 1
+            await connection.executemany(
+                f"INSERT INTO {table['events']} ({_EVENT_COLUMNS}) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                [event_row(first + i, record, text) for i, record in enumerate(records)],
+            )
+            await connection.execute(
+                f"INSERT INTO {table['streams']} (persistence_id, entity_type, highest_sequence) "
+                "VALUES ($1, $2, $3) ON CONFLICT (persistence_id) "
+                "DO UPDATE SET highest_sequence = excluded.highest_sequence",
+                persistence_id,
+                records[0].entity_type,
+                records[-1].sequence_number,
+            )
+            await connection.execute("SELECT pg_notify($1, $2)", self._channel, str(last))
+            return [envelope_from_record(r, first + i, self) for i, r in enumerate(records)]
+
+        return await self._run(write, write=True)
+
+    async def read_stream(
+        self,
+        persistence_id: str,
+        from_sequence: int = 1,
+        to_sequence: int | None = None,
+        limit: int | None = None,
+    ) -> list[EventEnvelope]:
+        check_range(from_sequence, to_sequence, limit)
+        rows = await self._run(
+            lambda connection: connection.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
+                "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
+                "ORDER BY sequence_number LIMIT $4",
+                persistence_id,
+                from_sequence,
+                to_sequence if to_sequence is not None else 2**62,
+                limit,
+            ),
+            write=False,
+        )
+        return [self._envelope(row) for row in rows]
+
+    async def highest_sequence_number(self, persistence_id: str) -> int:
+        highest = await self._run(
+            lambda connection: connection.fetchval(
+                f"SELECT highest_sequence FROM {self._table['streams']} WHERE persistence_id = $1",
+                persistence_id,
+            ),
+            write=False,
+        )
+        return int(highest or 0)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        check_range(0, None, limit)
+        rows = await self._run(
+            lambda connection: connection.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
+                "WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+                after_position,
+                limit,
+            ),
+            write=False,
+        )
+        return [self._envelope(row) for row in rows]
+
+    async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
+        await self._run(
+            lambda connection: connection.execute(
+                f"DELETE FROM {self._table['events']} "
+                "WHERE persistence_id = $1 AND sequence_number <= $2",
+                persistence_id,
+                to_sequence,
+            ),
+            write=True,
+        )
+
+    async def persistence_ids(self) -> list[str]:
+        rows = await self._run(
+            lambda connection: connection.fetch(
+                f"SELECT persistence_id FROM {self._table['streams']} ORDER BY persistence_id"
+            ),
+            write=False,
+        )
+        return [row[0] for row in rows]
+
+    async def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        """Waits until an event past `after_position` is committed by anyone (True), or until
+        `timeout` (False). Woken by NOTIFY; polls every `poll_interval` in case one is lost."""
+        if self._listener is None:
+            self._listener = Listener(
+                self._connection, self._channel, self._head, self._poll_interval
+            )
+        return await self._listener.wait(after_position, timeout)
+
+    async def _head(self) -> int:
+        head = await self._run(
+            lambda connection: connection.fetchval(
+                f"SELECT coalesce(max(global_position), 0) FROM {self._table['events']}"
+            ),
+            write=False,
+        )
+        return int(head)
+
+    def _envelope(self, row: Record) -> EventEnvelope:
+        payload = row["payload_bytes"] if row["payload_json"] is None else row["payload_json"]
+        return EventEnvelope(
+            str(row["event_id"]), row["persistence_id"], row["entity_type"], row["entity_id"],
+            row["sequence_number"], row["global_position"], row["event_type"], row["timestamp"],
+            tuple(row["tags"]), metadata_decoder.decode(row["metadata"]), row["command_id"],
+            row["correlation_id"], as_bytes(payload), self.decode_event,
+        )  # fmt: skip
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot[Any]) -> None:
+        encoded = encode_state(self.serializer, snapshot.state, snapshot.persistence_id)
+        as_json, as_bytes = self._payload_columns(encoded)
+        await self._run(
+            lambda connection: connection.execute(
+                f"INSERT INTO {self._table['snapshots']} (persistence_id, sequence_number, "
+                "state_type, payload_json, payload_bytes, timestamp) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (persistence_id, sequence_number) "
+                "DO UPDATE SET state_type = excluded.state_type, "
+                "payload_json = excluded.payload_json, payload_bytes = excluded.payload_bytes, "
+                "timestamp = excluded.timestamp",
+                snapshot.persistence_id, snapshot.sequence_number, snapshot.state_type,
+                as_json, as_bytes, aware(snapshot.timestamp),
+            ),
+            write=True,
+        )  # fmt: skip
+
+    async def load_snapshot(
+        self, persistence_id: str, max_sequence: int | None = None
+    ) -> Snapshot[Any] | None:
+        row = await self._run(
+            lambda connection: connection.fetchrow(
+                "SELECT sequence_number, state_type, payload_json, payload_bytes, timestamp "
+                f"FROM {self._table['snapshots']} "
+                "WHERE persistence_id = $1 AND sequence_number <= $2 "
+                "ORDER BY sequence_number DESC LIMIT 1",
+                persistence_id,
+                max_sequence if max_sequence is not None else 2**62,
+            ),
+            write=False,
+        )
+        if row is None:
+            return None
+        sequence = row["sequence_number"]
+        where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self._where}"
+        state = decode_state(self.serializer, row["state_type"], row_payload(row), where)
+        return Snapshot(persistence_id, sequence, row["state_type"], state, row["timestamp"])
+
+    async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
+        await self._run(
+            lambda connection: connection.execute(
+                f"DELETE FROM {self._table['snapshots']} "
+                "WHERE persistence_id = $1 AND sequence_number <= $2",
+                persistence_id,
+                to_sequence,
+            ),
+            write=True,
+        )
+
+    # -- durable state --------------------------------------------------------------------
+
+    async def upsert_state(
+        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+    ) -> None:
+        check_state_record(persistence_id, revision, state_record)
+        encoded = encode_state(self.serializer, state_record.state, persistence_id)
+        as_json, as_bytes = self._payload_columns(encoded)
+        table = self._table["durable_state"]
+
+        async def write(connection: Connection) -> None:
+            stored = await connection.fetchval(
+                f"SELECT revision FROM {table} WHERE persistence_id = $1 FOR UPDATE",
+                persistence_id,
+            )
+            check_state_revision(persistence_id, stored or 0, revision, deleting=False)
+            # A first revision racing another first revision: the primary key decides.
+            await connection.execute(
+                f"INSERT INTO {table} (persistence_id, revision, state_type, payload_json, "
+                "payload_bytes, timestamp) VALUES ($1, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (persistence_id) DO UPDATE SET revision = excluded.revision, "
+                "state_type = excluded.state_type, payload_json = excluded.payload_json, "
+                "payload_bytes = excluded.payload_bytes, timestamp = excluded.timestamp"
+                + (" WHERE FALSE" if revision == 1 else ""),
+                persistence_id, revision, state_record.state_type, as_json, as_bytes,
+                aware(state_record.timestamp),
+            )  # fmt: skip
+
+        await self._run(write, write=True)
+
+    async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
+        row = await self._run(
+            lambda connection: connection.fetchrow(
+                "SELECT revision, state_type, payload_json, payload_bytes, timestamp "
+                f"FROM {self._table['durable_state']} WHERE persistence_id = $1",
+                persistence_id,
+            ),
+            write=False,
+        )
+        if row is None:
+            return None
+        revision = row["revision"]
+        where = f"state of stream {persistence_id!r} at revision {revision} in {self._where}"
+        state = decode_state(self.serializer, row["state_type"], row_payload(row), where)
+        return StateRecord(persistence_id, revision, row["state_type"], state, row["timestamp"])
+
+    async def delete_state(self, persistence_id: str, revision: int) -> None:
+        table = self._table["durable_state"]
+
+        async def write(connection: Connection) -> None:
+            stored = await connection.fetchval(
+                f"SELECT revision FROM {table} WHERE persistence_id = $1 FOR UPDATE",
+                persistence_id,
+            )
+            check_state_revision(persistence_id, stored or 0, revision, deleting=True)
+            await connection.execute(
+                f"DELETE FROM {table} WHERE persistence_id = $1", persistence_id
+            )
+
+        await self._run(write, write=True)
+
+    # -- offsets --------------------------------------------------------------------------
+
+    async def get_offset(self, projection: str) -> int | None:
+        position = await self._run(
+            lambda connection: connection.fetchval(
+                f"SELECT position FROM {self._table['offsets']} WHERE projection = $1", projection
+            ),
+            write=False,
+        )
+        return None if position is None else int(position)
+
+    async def save_offset(self, projection: str, position: int) -> None:
+        check_position(position)
+        await self._run(
+            lambda connection: connection.execute(
+                f"INSERT INTO {self._table['offsets']} (projection, position, updated_at) "
+                "VALUES ($1, $2, now()) ON CONFLICT (projection) "
+                "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                projection,
+                position,
+            ),
+            write=True,
+        )
+
+    async def reset_offset(self, projection: str, position: int = 0) -> None:
+        await self.save_offset(projection, position)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _payload_columns(self, payload: bytes) -> tuple[str | None, bytes | None]:
+        """JSON goes to the jsonb column, where it can be queried; anything else to bytea."""
+        if self.serializer.is_text:
+            return payload.decode("utf-8"), None
+        return None, payload
