@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
 
 import pytest
+from postgres_support import DSN, drop_schema, new_schema_name
 
 EVENTACTORS = shutil.which("eventactors") or sys.executable + " -m eventactors.cli"
 
@@ -34,8 +36,28 @@ def test_demo_runs_restarts_and_shows_the_recovered_state(tmp_path):
     assert "balance=  1000  open       revision 101" in fresh.stdout
 
 
-@pytest.mark.parametrize("args", [[], ["nonsense"], ["demo", "--store", "postgres://x/y"]])
+@pytest.mark.parametrize("args", [[], ["nonsense"], ["demo", "--store", "mysql://x/y"]])
 def test_bad_invocations_exit_non_zero_with_a_message(tmp_path, args):
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip()
+
+
+def test_demo_on_postgres_in_its_own_schema(tmp_path):
+    schema = new_schema_name()
+    try:
+        first = run("demo", "--store", DSN, "--schema", schema, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert f"schema '{schema}'" in first.stdout
+        assert "acc-ann  owner=ann   balance=  1000  open       revision 101" in first.stdout
+        assert "recovered state matches" in first.stdout
+        again = run("demo", "--store", DSN, "--schema", schema, "--fresh", cwd=tmp_path)
+        assert "balance=  1000  open       revision 101" in again.stdout  # dropped, started over
+    finally:
+        asyncio.run(drop_schema(schema))
+
+
+def test_demo_on_an_unreachable_postgres_says_so_and_exits_1(tmp_path):
+    result = run("demo", "--store", "postgresql://postgres@127.0.0.1:1/test", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "127.0.0.1:1/test" in result.stderr and "unavailable" in result.stderr

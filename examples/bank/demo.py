@@ -1,6 +1,7 @@
-"""The bank demo: runs accounts on an SQLite file, stops, restarts, and shows the recovery.
+"""The bank demo: runs accounts on a store, stops, restarts, and shows the recovery.
 
-Run it with `eventactors demo` (or `python -m eventactors_examples.bank.demo`).
+Run it with `eventactors demo` (an SQLite file, bank.db) or
+`eventactors demo --store postgresql://user@host/db` (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -25,10 +26,20 @@ def _show(account_id: str, state: Account, revision: int) -> str:
     )
 
 
-async def run_demo(path: str | Path, out: Print = print) -> dict[str, tuple[Account, int]]:
-    """Runs the demo on `path` and returns what the second engine recovered."""
-    out(f"eventactors bank demo on SQLite file {path}")
-    engine = ea.Engine(store=ea.SQLiteStore(path))
+def open_store(location: str | Path, schema: str = "eventactors") -> ea.Store:
+    """A PostgreSQL store for a postgres:// URL, else an SQLite store on that file."""
+    if str(location).startswith(("postgres://", "postgresql://")):
+        return ea.PostgresStore(str(location), schema=schema)
+    return ea.SQLiteStore(location)
+
+
+async def run_demo(
+    location: str | Path, out: Print = print, *, schema: str = "eventactors"
+) -> dict[str, tuple[Account, int]]:
+    """Runs the demo on `location` and returns what the second engine recovered."""
+    store = open_store(location, schema)
+    out(f"eventactors bank demo on {store!r}")
+    engine = ea.Engine(store=store)
     register(engine)
     async with engine:
         subscription = engine.subscribe()
@@ -65,13 +76,13 @@ async def run_demo(path: str | Path, out: Print = print) -> dict[str, tuple[Acco
         out("state before stopping:")
         for account_id, (state, revision) in before.items():
             out("  " + _show(account_id, state, revision))
-    out("engine stopped; starting a fresh engine on the same file")
+    out("engine stopped; starting a fresh engine on the same store")
 
-    engine = ea.Engine(store=ea.SQLiteStore(path))
+    engine = ea.Engine(store=open_store(location, schema))
     register(engine)
     async with engine:
         after = {account_id: await engine.get_state("account", account_id) for account_id in before}
-    out("state recovered from the file:")
+    out("state recovered from the store:")
     for account_id, (state, revision) in after.items():
         out("  " + _show(account_id, state, revision))
     if after != before:

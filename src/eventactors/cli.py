@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,15 +15,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
-        "demo", help="run the bank-account demo on an SQLite file, restart, and show recovery"
+        "demo", help="run the bank-account demo, restart the engine, and show the recovery"
     )
     demo.add_argument(
         "--store",
         default="bank.db",
-        help="the SQLite file to use (default: bank.db in the current directory)",
+        help="an SQLite file (default: bank.db) or a postgresql:// URL",
     )
     demo.add_argument(
-        "--fresh", action="store_true", help="delete the file first, to start from no history"
+        "--schema", default="eventactors", help="the PostgreSQL schema (default: eventactors)"
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from no history: delete the SQLite file, or drop the PostgreSQL schema",
     )
     return parser
 
@@ -30,24 +36,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return _demo(args.store, fresh=args.fresh)
+        return _demo(args.store, args.schema, fresh=args.fresh)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-def _demo(store: str, *, fresh: bool) -> int:
-    from pathlib import Path
-
+def _demo(store: str, schema: str, *, fresh: bool) -> int:
     from eventactors_examples.bank.demo import run_demo
 
-    if "://" in store:
-        print(f"eventactors demo: only SQLite file paths are supported so far, got {store!r}",
+    from .errors import EventActorsError
+
+    is_postgres = store.startswith(("postgres://", "postgresql://"))
+    if "://" in store and not is_postgres:
+        print(f"eventactors demo: --store takes a file path or a postgresql:// URL, got {store!r}",
               file=sys.stderr)  # fmt: skip
         return 2
-    if fresh:
-        for suffix in ("", "-wal", "-shm"):
-            Path(store + suffix).unlink(missing_ok=True)
-    asyncio.run(run_demo(store))
+    try:
+        if fresh and is_postgres:
+            asyncio.run(_drop_schema(store, schema))
+        elif fresh:
+            _delete_file(store)
+        asyncio.run(run_demo(store, schema=schema))
+    except (EventActorsError, ValueError) as exc:
+        print(f"eventactors demo: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _delete_file(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
+
+
+async def _drop_schema(dsn: str, schema: str) -> None:
+    from .stores._postgres_schema import check_schema_name
+    from .stores.postgres import PostgresStore
+
+    store = PostgresStore(dsn, schema=check_schema_name(schema))
+    await store.drop_schema()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -155,6 +155,18 @@ class PostgresStore:
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pool.terminate()
 
+    async def drop_schema(self) -> None:
+        """Deletes the schema and everything in it: for tools and tests, never called implicitly."""
+        await self.close()
+        try:
+            connection = await self._connection()
+            try:
+                await connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            finally:
+                await connection.close()
+        except BaseException as exc:
+            raise translate_error(exc, self._where) from exc
+
     def decode_event(self, envelope: EventEnvelope) -> Any:
         return decode_event(self.serializer, envelope)
 
