@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest
 
 clean:
