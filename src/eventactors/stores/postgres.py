@@ -18,12 +18,10 @@ Each commit also sends NOTIFY on the schema's channel with the highest position 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import asyncpg
-from asyncpg import Connection, Pool, Record
+from asyncpg import Connection, Record
 
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
@@ -39,10 +37,10 @@ from ._common import (
     encode_state,
     envelope_from_record,
 )
-from ._postgres_errors import translate_error
+from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
 from ._postgres_rows import as_bytes, aware, describe, event_row, metadata_decoder, row_payload
-from ._postgres_schema import check_schema_name, ensure_schema, lock_key
+from ._postgres_schema import check_schema_name, lock_key
 
 T = TypeVar("T")
 
@@ -75,15 +73,19 @@ class PostgresStore:
         self.dsn = dsn
         self.schema = check_schema_name(schema)
         self.serializer: Serializer = serializer or JsonSerializer()
-        self._pool_size = (min_connections, max_connections)
-        self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
         self._poll_interval = poll_interval
         self._where = describe(dsn, schema)
+        self._db = PostgresConnections(
+            dsn,
+            self.schema,
+            self._where,
+            min_connections=min_connections,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
         self._append_lock = lock_key(schema, "positions")
         self._channel = f"eventactors_{schema}"
-        self._pool: Pool | None = None
-        self._opening = asyncio.Lock()
         self._listener: Listener | None = None
         self._table = {name: f'"{schema}".ea_{name}' for name in (
             "events", "streams", "snapshots", "durable_state", "offsets", "global_position",
@@ -92,80 +94,17 @@ class PostgresStore:
     def __repr__(self) -> str:
         return f"PostgresStore({self._where})"
 
-    # -- connections ----------------------------------------------------------------------
-
-    async def _connection(self) -> Connection:
-        """A standalone connection, with the same timeouts as the pool's."""
-        connection: Connection = await asyncio.wait_for(
-            asyncpg.connect(self.dsn, timeout=self._connect_timeout),
-            self._connect_timeout + 1,
-        )
-        return connection
-
-    async def _get_pool(self) -> Pool:
-        if self._pool is None:
-            async with self._opening:
-                if self._pool is None:
-                    self._pool = await self._open_pool()
-        return self._pool
-
-    async def _open_pool(self) -> Pool:
-        try:
-            setup = await self._connection()
-            try:
-                await ensure_schema(setup, self.schema, self._where)
-            finally:
-                await setup.close()
-            pool: Pool = await asyncio.wait_for(
-                asyncpg.create_pool(
-                    self.dsn,
-                    min_size=self._pool_size[0],
-                    max_size=self._pool_size[1],
-                    timeout=self._connect_timeout,
-                    command_timeout=self._command_timeout,
-                ),
-                self._connect_timeout + 1,
-            )
-        except BaseException as exc:
-            raise translate_error(exc, self._where) from exc
-        return pool
-
-    async def _run(self, job: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
-        """Runs `job` on a pooled connection (in a transaction when it writes)."""
-        pool = await self._get_pool()
-        try:
-            async with pool.acquire(timeout=self._connect_timeout) as connection:
-                if not write:
-                    return await job(connection)
-                async with connection.transaction():
-                    return await job(connection)
-        except BaseException as exc:
-            raise translate_error(exc, self._where) from exc
-
     async def close(self) -> None:
         """Closes the pool and the listener; a later call reconnects."""
-        async with self._opening:
-            pool, self._pool = self._pool, None
-            listener, self._listener = self._listener, None
+        listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), self._connect_timeout)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pool.terminate()
+        await self._db.close()
 
     async def drop_schema(self) -> None:
         """Deletes the schema and everything in it: for tools and tests, never called implicitly."""
         await self.close()
-        try:
-            connection = await self._connection()
-            try:
-                await connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
-            finally:
-                await connection.close()
-        except BaseException as exc:
-            raise translate_error(exc, self._where) from exc
+        await self._db.execute_once(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     def decode_event(self, envelope: EventEnvelope) -> Any:
         return decode_event(self.serializer, envelope)
@@ -216,7 +155,7 @@ class PostgresStore:
             await connection.execute("SELECT pg_notify($1, $2)", self._channel, str(last))
             return [envelope_from_record(r, first + i, self) for i, r in enumerate(records)]
 
-        return await self._run(write, write=True)
+        return await self._db.run(write, write=True)
 
     async def read_stream(
         self,
@@ -226,7 +165,7 @@ class PostgresStore:
         limit: int | None = None,
     ) -> list[EventEnvelope]:
         check_range(from_sequence, to_sequence, limit)
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
                 "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
@@ -241,7 +180,7 @@ class PostgresStore:
         return [self._envelope(row) for row in rows]
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
-        highest = await self._run(
+        highest = await self._db.run(
             lambda connection: connection.fetchval(
                 f"SELECT highest_sequence FROM {self._table['streams']} WHERE persistence_id = $1",
                 persistence_id,
@@ -252,7 +191,7 @@ class PostgresStore:
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
         check_range(0, None, limit)
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
                 "WHERE global_position > $1 ORDER BY global_position LIMIT $2",
@@ -264,7 +203,7 @@ class PostgresStore:
         return [self._envelope(row) for row in rows]
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
-        await self._run(
+        await self._db.run(
             lambda connection: connection.execute(
                 f"DELETE FROM {self._table['events']} "
                 "WHERE persistence_id = $1 AND sequence_number <= $2",
@@ -275,7 +214,7 @@ class PostgresStore:
         )
 
     async def persistence_ids(self) -> list[str]:
-        rows = await self._run(
+        rows = await self._db.run(
             lambda connection: connection.fetch(
                 f"SELECT persistence_id FROM {self._table['streams']} ORDER BY persistence_id"
             ),
@@ -288,12 +227,12 @@ class PostgresStore:
         `timeout` (False). Woken by NOTIFY; polls every `poll_interval` in case one is lost."""
         if self._listener is None:
             self._listener = Listener(
-                self._connection, self._channel, self._head, self._poll_interval
+                self._db.connect, self._channel, self._head, self._poll_interval
             )
         return await self._listener.wait(after_position, timeout)
 
     async def _head(self) -> int:
-        head = await self._run(
+        head = await self._db.run(
             lambda connection: connection.fetchval(
                 f"SELECT coalesce(max(global_position), 0) FROM {self._table['events']}"
             ),
@@ -315,7 +254,7 @@ class PostgresStore:
     async def save_snapshot(self, snapshot: Snapshot[Any]) -> None:
         encoded = encode_state(self.serializer, snapshot.state, snapshot.persistence_id)
         as_json, as_bytes = self._payload_columns(encoded)
-        await self._run(
+        await self._db.run(
             lambda connection: connection.execute(
                 f"INSERT INTO {self._table['snapshots']} (persistence_id, sequence_number, "
                 "state_type, payload_json, payload_bytes, timestamp) "
@@ -332,7 +271,7 @@ class PostgresStore:
     async def load_snapshot(
         self, persistence_id: str, max_sequence: int | None = None
     ) -> Snapshot[Any] | None:
-        row = await self._run(
+        row = await self._db.run(
             lambda connection: connection.fetchrow(
                 "SELECT sequence_number, state_type, payload_json, payload_bytes, timestamp "
                 f"FROM {self._table['snapshots']} "
@@ -351,7 +290,7 @@ class PostgresStore:
         return Snapshot(persistence_id, sequence, row["state_type"], state, row["timestamp"])
 
     async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
-        await self._run(
+        await self._db.run(
             lambda connection: connection.execute(
                 f"DELETE FROM {self._table['snapshots']} "
                 "WHERE persistence_id = $1 AND sequence_number <= $2",
@@ -389,10 +328,10 @@ class PostgresStore:
                 aware(state_record.timestamp),
             )  # fmt: skip
 
-        await self._run(write, write=True)
+        await self._db.run(write, write=True)
 
     async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
-        row = await self._run(
+        row = await self._db.run(
             lambda connection: connection.fetchrow(
                 "SELECT revision, state_type, payload_json, payload_bytes, timestamp "
                 f"FROM {self._table['durable_state']} WHERE persistence_id = $1",
@@ -420,12 +359,12 @@ class PostgresStore:
                 f"DELETE FROM {table} WHERE persistence_id = $1", persistence_id
             )
 
-        await self._run(write, write=True)
+        await self._db.run(write, write=True)
 
     # -- offsets --------------------------------------------------------------------------
 
     async def get_offset(self, projection: str) -> int | None:
-        position = await self._run(
+        position = await self._db.run(
             lambda connection: connection.fetchval(
                 f"SELECT position FROM {self._table['offsets']} WHERE projection = $1", projection
             ),
@@ -435,7 +374,7 @@ class PostgresStore:
 
     async def save_offset(self, projection: str, position: int) -> None:
         check_position(position)
-        await self._run(
+        await self._db.run(
             lambda connection: connection.execute(
                 f"INSERT INTO {self._table['offsets']} (projection, position, updated_at) "
                 "VALUES ($1, $2, now()) ON CONFLICT (projection) "

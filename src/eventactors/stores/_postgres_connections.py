@@ -1,0 +1,111 @@
+"""Reaching the server: a lazily opened asyncpg pool, with every wait bounded by a timeout.
+
+The first use creates the schema (under an advisory lock) before the pool opens. Any failure
+to reach the server becomes `StoreUnavailable`, and the next call simply tries again, so an
+engine outlives a server restart without being restarted itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from asyncpg import Connection, Pool
+
+from ._postgres_errors import translate_error
+from ._postgres_schema import ensure_schema
+
+T = TypeVar("T")
+
+
+class PostgresConnections:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        where: str,
+        *,
+        min_connections: int,
+        max_connections: int,
+        connect_timeout: float,
+        command_timeout: float | None,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self.where = where
+        self._sizes = (min_connections, max_connections)
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._pool: Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def connect(self) -> Connection:
+        """A standalone connection (for LISTEN and maintenance), with the pool's timeouts."""
+        connection: Connection = await asyncio.wait_for(
+            asyncpg.connect(self._dsn, timeout=self._connect_timeout),
+            self._connect_timeout + 1,
+        )
+        return connection
+
+    async def run(self, job: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
+        """Runs `job` on a pooled connection, in a transaction when it writes."""
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as connection:
+                if not write:
+                    return await job(connection)
+                async with connection.transaction():
+                    return await job(connection)
+        except BaseException as exc:
+            raise translate_error(exc, self.where) from exc
+
+    async def execute_once(self, statement: str) -> None:
+        """Runs one statement on a connection of its own, outside the pool."""
+        try:
+            connection = await self.connect()
+            try:
+                await connection.execute(statement)
+            finally:
+                await connection.close()
+        except BaseException as exc:
+            raise translate_error(exc, self.where) from exc
+
+    async def _get_pool(self) -> Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._open_pool()
+        return self._pool
+
+    async def _open_pool(self) -> Pool:
+        try:
+            setup = await self.connect()
+            try:
+                await ensure_schema(setup, self._schema, self.where)
+            finally:
+                await setup.close()
+            pool: Pool = await asyncio.wait_for(
+                asyncpg.create_pool(
+                    self._dsn,
+                    min_size=self._sizes[0],
+                    max_size=self._sizes[1],
+                    timeout=self._connect_timeout,
+                    command_timeout=self._command_timeout,
+                ),
+                self._connect_timeout + 1,
+            )
+        except BaseException as exc:
+            raise translate_error(exc, self.where) from exc
+        return pool
+
+    async def close(self) -> None:
+        """Closes the pool, waiting for an open in progress; a later call reopens it."""
+        async with self._opening:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self._connect_timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
