@@ -14,7 +14,7 @@ from typing import TypeVar
 import asyncpg
 from asyncpg import Connection, Pool
 
-from ._postgres_errors import translate_error
+from ._postgres_errors import CONNECTION_BROKEN, translate_error
 from ._postgres_schema import ensure_schema
 
 T = TypeVar("T")
@@ -54,10 +54,16 @@ class PostgresConnections:
         pool = await self._get_pool()
         try:
             async with pool.acquire(timeout=self._connect_timeout) as connection:
-                if not write:
-                    return await job(connection)
-                async with connection.transaction():
-                    return await job(connection)
+                try:
+                    if not write:
+                        return await job(connection)
+                    async with connection.transaction():
+                        return await job(connection)
+                except CONNECTION_BROKEN:
+                    # Never hand a connection with a broken protocol state back to the pool
+                    # (asyncpg issue 784): the pool replaces a terminated one.
+                    connection.terminate()
+                    raise
         except BaseException as exc:
             raise translate_error(exc, self.where) from exc
 

@@ -9,12 +9,23 @@ from ..errors import ConcurrencyError, EventActorsError, SerializationError, Sto
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: the connection failed or was lost
     asyncpg.InterfaceError,  # the client's connection is closed or unusable
+    asyncpg.InternalClientError,  # the protocol state broke when the connection was lost
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, cancel
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InvalidCatalogNameError,  # no such database
     OSError,  # refused, reset, unreachable
     TimeoutError,
+)
+
+
+# Errors after which a connection must not be reused: its protocol state may be broken.
+CONNECTION_BROKEN: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
 )
 
 
