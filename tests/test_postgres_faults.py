@@ -191,3 +191,85 @@ async def test_two_engines_in_two_processes_on_one_entity_conflict_then_recover(
             "Opened", "Deposited", "Deposited", "Deposited",
         ]  # fmt: skip
         assert [e.event.amount for e in stream[1:]] == [10, 5, 1]
+
+
+async def test_schema_setup_blocked_by_a_lock_fails_within_the_timeout(pg_schema):
+    from eventactors.stores._postgres_schema import lock_key
+
+    blocker = await asyncpg.connect(DSN)
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("SELECT pg_advisory_xact_lock($1)", lock_key(pg_schema, "schema"))
+    store = ea.PostgresStore(DSN, schema=pg_schema, connect_timeout=1, command_timeout=2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ea.StoreUnavailable, match="lock"):
+            await store.read_all()
+        assert time.monotonic() - started < 4
+        closing = time.monotonic()
+        await store.close()
+        assert time.monotonic() - closing < 2
+    finally:
+        await transaction.rollback()
+        await blocker.close()
+    try:
+        assert await store.read_all() == []  # once the lock is gone, the same store works
+    finally:
+        await store.close()
+
+
+async def test_a_read_only_server_can_be_read_but_refuses_writes_clearly(pg_schema):
+    writable = ea.PostgresStore(DSN, schema=pg_schema)
+    engine = ea.Engine(store=writable)
+    engine.register("account", AccountBehavior)
+    async with engine:
+        await engine.send("account", "a", Open("ann"))
+    read_only = ea.PostgresStore(f"{DSN}?default_transaction_read_only=on", schema=pg_schema)
+    read_only.serializer = writable.serializer
+    try:
+        (envelope,) = await read_only.read_all()
+        assert envelope.event_type == "Opened" and envelope.event.owner == "ann"
+        with pytest.raises(ea.StoreUnavailable, match="read-only"):
+            await read_only.save_offset("p", 1)
+    finally:
+        await read_only.close()
+
+
+async def test_wait_for_events_sees_events_committed_before_it_was_called(pg_schema):
+    writer = ea.PostgresStore(DSN, schema=pg_schema)
+    engine = ea.Engine(store=writer)
+    engine.register("account", AccountBehavior)
+    async with engine:
+        await engine.send("account", "a", Open("ann"))
+    reader = ea.PostgresStore(DSN, schema=pg_schema, poll_interval=30)
+    started = time.monotonic()
+    assert await reader.wait_for_events(0, timeout=0)
+    assert time.monotonic() - started < 2
+    assert not await reader.wait_for_events(1, timeout=0)
+    await reader.close()
+
+
+async def listening_connections(channel: str) -> int:
+    connection = await asyncpg.connect(DSN)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = $1", f'LISTEN "{channel}"'
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def test_closing_the_store_ends_waits_and_leaves_no_listening_connection(pg_schema):
+    reader = ea.PostgresStore(DSN, schema=pg_schema, poll_interval=30)
+    await reader.read_all()
+    waits = [asyncio.create_task(reader.wait_for_events(0, timeout=30)) for _ in range(4)]
+    channel = f"eventactors_{pg_schema}"
+    deadline = time.monotonic() + 5
+    while await listening_connections(channel) < 1:
+        assert time.monotonic() < deadline, "the waits never started listening"
+    assert await listening_connections(channel) == 1  # one connection for every waiter
+    await reader.close()
+    assert await asyncio.wait_for(asyncio.gather(*waits), 5) == [False] * 4
+    assert await listening_connections(channel) == 0

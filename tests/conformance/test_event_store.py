@@ -553,3 +553,34 @@ async def test_concurrent_appends_to_many_streams_all_succeed(store, kit):
         assert sequences(read) == list(range(1, per_stream + 1))
         assert strictly_increasing(positions(read))
         assert await store.highest_sequence_number(stream) == per_stream
+
+
+@pytest.mark.parametrize("deleted_first", [False, True], ids=["new", "fully-deleted"])
+async def test_racing_stores_on_a_new_or_emptied_stream_have_one_winner(reopen, kit, deleted_first):
+    """Separate store objects (connections, processes) racing on a stream with no rows: a new
+    stream, or one whose events were all deleted. Exactly one wins; the stream never regresses."""
+    stores = [reopen() for _ in range(4)]
+    for round_ in range(8):
+        stream = kit.pid(f"fresh-{round_}")
+        expected = 0
+        if deleted_first:
+            await kit.append(stream, 3)
+            await stores[0].delete_events_to(stream, 3)
+            expected = 3
+        batches = [kit.records(stream, expected + 1, 2) for _ in stores]
+        results = await asyncio.gather(
+            *(s.append(stream, b, expected) for s, b in zip(stores, batches, strict=True)),
+            # A stale writer that believes the stream is new must lose too.
+            stores[1].append(stream, kit.records(stream, 1, 1), 0) if deleted_first else _none(),
+            return_exceptions=True,
+        )
+        winners = [r for r in results[: len(stores)] if isinstance(r, list)]
+        assert len(winners) == 1, results
+        if deleted_first:
+            assert isinstance(results[-1], ea.ConcurrencyError)
+        assert await stores[2].highest_sequence_number(stream) == expected + 2
+        assert sequences(await stores[3].read_stream(stream)) == [expected + 1, expected + 2]
+
+
+async def _none() -> None:
+    return None

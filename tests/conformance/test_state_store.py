@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import eventactors as ea
@@ -99,3 +101,32 @@ async def test_delete_with_the_right_revision_removes_the_state(store, kit):
 
     assert await store.get_state(stream) is None
     assert_same_state(await store.get_state(other), kept)
+
+
+async def racing_upserts(stores, kit, stream: str, revision: int) -> list[object]:
+    """Each store writes `revision` at once, with its own balance; returns the outcomes."""
+    return await asyncio.gather(
+        *(
+            s.upsert_state(stream, revision, kit.state(stream, revision, 100 + n))
+            for n, s in enumerate(stores)
+        ),
+        return_exceptions=True,
+    )
+
+
+async def test_racing_writers_of_the_same_revision_have_exactly_one_winner(reopen, kit):
+    stores = [reopen() for _ in range(4)]
+    for round_ in range(10):
+        stream = kit.pid(f"race-{round_}")
+        for revision in (1, 2):  # a first write (an insert) and a later one (an update)
+            outcomes = await racing_upserts(stores, kit, stream, revision)
+            winners = [n for n, outcome in enumerate(outcomes) if outcome is None]
+            assert len(winners) == 1, f"revision {revision}: {outcomes}"
+            assert all(
+                isinstance(o, ea.ConcurrencyError)
+                for n, o in enumerate(outcomes)
+                if n != winners[0]
+            )
+            stored = await stores[0].get_state(stream)
+            assert stored is not None and stored.revision == revision
+            assert stored.state.balance == 100 + winners[0]  # the winner's write, not a loser's

@@ -44,7 +44,9 @@ class PostgresConnections:
     async def connect(self) -> Connection:
         """A standalone connection (for LISTEN and maintenance), with the pool's timeouts."""
         connection: Connection = await asyncio.wait_for(
-            asyncpg.connect(self._dsn, timeout=self._connect_timeout),
+            asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout, command_timeout=self._command_timeout
+            ),
             self._connect_timeout + 1,
         )
         return connection
@@ -89,7 +91,7 @@ class PostgresConnections:
         try:
             setup = await self.connect()
             try:
-                await ensure_schema(setup, self._schema, self.where)
+                await ensure_schema(setup, self._schema, self.where, self._connect_timeout)
             finally:
                 await setup.close()
             pool: Pool = await asyncio.wait_for(

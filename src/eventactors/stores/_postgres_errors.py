@@ -14,8 +14,16 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     asyncpg.exceptions.InvalidCatalogNameError,  # no such database
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby, or a read-only server
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout while setting up the schema
     OSError,  # refused, reset, unreachable
     TimeoutError,
+)
+_CONFLICTS: tuple[type[BaseException], ...] = (
+    asyncpg.UniqueViolationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
 )
 
 
@@ -34,7 +42,7 @@ def translate_error(exc: BaseException, where: str) -> BaseException:
     if isinstance(exc, EventActorsError):
         return exc
     error: BaseException
-    if isinstance(exc, asyncpg.UniqueViolationError):
+    if isinstance(exc, _CONFLICTS):
         error = ConcurrencyError(f"conflicting write in {where}: {exc}")
     elif isinstance(exc, asyncpg.exceptions.UntranslatableCharacterError | asyncpg.DataError):
         error = SerializationError(f"{where} refused the data: {exc}")

@@ -81,28 +81,28 @@ def lock_key(schema: str, purpose: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def ensure_schema(connection: asyncpg.Connection, schema: str, where: str) -> None:
+async def ensure_schema(
+    connection: asyncpg.Connection, schema: str, where: str, lock_timeout: float
+) -> None:
     """Creates the schema and its tables if missing; refuses one written by a newer version.
 
-    Creation runs under an advisory lock, so that engines starting together do not race.
+    A schema already at this version is only read, so a read-only server (a standby) can be
+    opened for reading. Creation runs under an advisory lock, so that engines starting together
+    do not race, and waits for it at most `lock_timeout` seconds.
     """
     quoted = f'"{schema}"'
     async with connection.transaction():
+        await connection.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
+        version = await _stored_version(connection, schema, quoted)
+        if version == SCHEMA_VERSION:
+            return
         await connection.execute("SELECT pg_advisory_xact_lock($1)", lock_key(schema, "schema"))
-        exists = await connection.fetchval(
-            "SELECT 1 FROM information_schema.tables "
-            "WHERE table_schema = $1 AND table_name = 'ea_schema_version'",
-            schema,
-        )
-        if exists:
-            version = await connection.fetchval(
-                f"SELECT max(version) FROM {quoted}.ea_schema_version"
+        version = await _stored_version(connection, schema, quoted)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"{where} schema {schema!r} has eventactors schema version {version}; this "
+                f"version of eventactors understands up to {SCHEMA_VERSION}: upgrade it"
             )
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreUnavailable(
-                    f"{where} schema {schema!r} has eventactors schema version {version}; this "
-                    f"version of eventactors understands up to {SCHEMA_VERSION}: upgrade it"
-                )
         await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await connection.execute(_DDL.format(s=quoted))
         await connection.execute(
@@ -110,3 +110,17 @@ async def ensure_schema(connection: asyncpg.Connection, schema: str, where: str)
             f"WHERE NOT EXISTS (SELECT 1 FROM {quoted}.ea_schema_version)",
             SCHEMA_VERSION,
         )
+
+
+async def _stored_version(connection: asyncpg.Connection, schema: str, quoted: str) -> int | None:
+    exists = await connection.fetchval(
+        "SELECT 1 FROM information_schema.tables "
+        "WHERE table_schema = $1 AND table_name = 'ea_schema_version'",
+        schema,
+    )
+    if not exists:
+        return None
+    version: int | None = await connection.fetchval(
+        f"SELECT max(version) FROM {quoted}.ea_schema_version"
+    )
+    return version

@@ -8,9 +8,12 @@ its locks, so the next writer can only draw higher positions after every lower o
 positions become visible in increasing order, and a reader following `read_all` never skips.
 Rolled-back transactions leave holes in the numbering, never an event out of order.
 
-The lock is taken after the stream checks and only around drawing positions, inserting and
-notifying, so its hold time is one insert plus the commit. A batched (group-commit) writer
-takes it once per transaction for the whole batch, which is what keeps group commit possible.
+The lock is taken after the stream check and only around drawing positions, inserting and
+notifying, so its hold time is one insert plus the commit. Every append locks its stream's row
+(creating it for a new stream) before the advisory lock and touches no other stream after it,
+so the two locks are always taken in the same order and cannot deadlock. A batched writer
+(group commit, planned) would lock all its streams' rows first, then take the advisory lock
+once for the whole batch.
 
 Each commit also sends NOTIFY on the schema's channel with the highest position it wrote;
 `wait_for_events` uses it (with a slow poll as the fallback) to wake readers at once.
@@ -23,6 +26,7 @@ from typing import Any, TypeVar
 
 from asyncpg import Connection, Record
 
+from ..errors import ConcurrencyError
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -123,6 +127,16 @@ class PostgresStore:
         table = self._table
 
         async def write(connection: Connection) -> list[EventEnvelope]:
+            if records:
+                # Lock the stream's row, creating it if the stream is new, so that the check
+                # below holds until commit even for a first append or a fully deleted stream.
+                # Stream row first, advisory lock second, in every append: no deadlock.
+                await connection.execute(
+                    f"INSERT INTO {table['streams']} (persistence_id, entity_type, "
+                    "highest_sequence) VALUES ($1, $2, 0) ON CONFLICT (persistence_id) DO NOTHING",
+                    persistence_id,
+                    records[0].entity_type,
+                )
             highest = await connection.fetchval(
                 f"SELECT highest_sequence FROM {table['streams']} "
                 "WHERE persistence_id = $1 FOR UPDATE",
@@ -145,11 +159,8 @@ class PostgresStore:
                 [event_row(first + i, record, text) for i, record in enumerate(records)],
             )
             await connection.execute(
-                f"INSERT INTO {table['streams']} (persistence_id, entity_type, highest_sequence) "
-                "VALUES ($1, $2, $3) ON CONFLICT (persistence_id) "
-                "DO UPDATE SET highest_sequence = excluded.highest_sequence",
+                f"UPDATE {table['streams']} SET highest_sequence = $2 WHERE persistence_id = $1",
                 persistence_id,
-                records[0].entity_type,
                 records[-1].sequence_number,
             )
             await connection.execute("SELECT pg_notify($1, $2)", self._channel, str(last))
@@ -310,23 +321,28 @@ class PostgresStore:
         as_json, as_bytes = self._payload_columns(encoded)
         table = self._table["durable_state"]
 
+        insert = (
+            f"INSERT INTO {table} (persistence_id, revision, state_type, payload_json, "
+            "payload_bytes, timestamp) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (persistence_id) DO NOTHING"
+        )
+        update = (
+            f"UPDATE {table} SET revision = $2, state_type = $3, payload_json = $4, "
+            "payload_bytes = $5, timestamp = $6 WHERE persistence_id = $1 AND revision = $2 - 1"
+        )
+        values = (persistence_id, revision, state_record.state_type, as_json, as_bytes,
+                  aware(state_record.timestamp))  # fmt: skip
+
         async def write(connection: Connection) -> None:
-            stored = await connection.fetchval(
-                f"SELECT revision FROM {table} WHERE persistence_id = $1 FOR UPDATE",
-                persistence_id,
-            )
-            check_state_revision(persistence_id, stored or 0, revision, deleting=False)
-            # A first revision racing another first revision: the primary key decides.
-            await connection.execute(
-                f"INSERT INTO {table} (persistence_id, revision, state_type, payload_json, "
-                "payload_bytes, timestamp) VALUES ($1, $2, $3, $4, $5, $6) "
-                "ON CONFLICT (persistence_id) DO UPDATE SET revision = excluded.revision, "
-                "state_type = excluded.state_type, payload_json = excluded.payload_json, "
-                "payload_bytes = excluded.payload_bytes, timestamp = excluded.timestamp"
-                + (" WHERE FALSE" if revision == 1 else ""),
-                persistence_id, revision, state_record.state_type, as_json, as_bytes,
-                aware(state_record.timestamp),
-            )  # fmt: skip
+            # Revision 1 inserts (a racing first writer meets the primary key); later revisions
+            # update only the row at the previous revision. Neither can succeed silently.
+            status = await connection.execute(insert if revision == 1 else update, *values)
+            if status.endswith(" 0"):  # "INSERT 0 0" or "UPDATE 0": someone else got there
+                stored = await connection.fetchval(
+                    f"SELECT revision FROM {table} WHERE persistence_id = $1", persistence_id
+                )
+                check_state_revision(persistence_id, stored or 0, revision, deleting=False)
+                raise ConcurrencyError(f"state {persistence_id!r} changed during the write")
 
         await self._db.run(write, write=True)
 
