@@ -119,3 +119,14 @@ def check_state_revision(
         raise ConcurrencyError(
             f"state {persistence_id!r} is at revision {stored}; cannot {action} revision {revision}"
         )
+
+
+def payload_text(record: EventRecord) -> str:
+    """The JSON payload as text, for stores that keep JSON readable; refuses non-UTF-8 bytes."""
+    try:
+        return record.payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SerializationError(
+            f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
+            "is not UTF-8 text, but the serializer produces text"
+        ) from exc

@@ -9,21 +9,15 @@ from urllib.parse import urlsplit
 import msgspec
 from asyncpg import Record
 
-from ..errors import SerializationError
 from ..records import EventRecord
+from ._common import payload_text
 
 metadata_decoder = msgspec.json.Decoder(dict[str, str])
 
 
 def event_row(position: int, record: EventRecord, text: bool) -> tuple[Any, ...]:
     payload = record.payload
-    try:
-        as_json = payload.decode("utf-8") if text else None
-    except UnicodeDecodeError as exc:
-        raise SerializationError(
-            f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
-            "is not UTF-8 text, but the serializer produces text"
-        ) from exc
+    as_json = payload_text(record) if text else None
     return (
         position, record.event_id, record.persistence_id, record.entity_type, record.entity_id,
         record.sequence_number, record.event_type, as_json, None if text else payload,

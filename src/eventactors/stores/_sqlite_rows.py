@@ -10,21 +10,14 @@ import msgspec
 
 from ..errors import SerializationError
 from ..records import EventEnvelope, EventRecord
+from ._common import payload_text
 
 _tags_decoder = msgspec.json.Decoder(tuple[str, ...])
 _metadata_decoder = msgspec.json.Decoder(dict[str, str])
 
 
 def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
-    payload: bytes | str = record.payload
-    if text:
-        try:
-            payload = record.payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SerializationError(
-                f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
-                "is not UTF-8 text, but the serializer produces text"
-            ) from exc
+    payload: bytes | str = payload_text(record) if text else record.payload
     return (
         record.event_id, record.persistence_id, record.entity_type, record.entity_id,
         record.sequence_number, record.event_type, payload, format_timestamp(record.timestamp),
