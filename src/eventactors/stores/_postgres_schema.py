@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS {s}.ea_events (
     CONSTRAINT ea_events_stream_sequence UNIQUE (persistence_id, sequence_number),
     CONSTRAINT ea_events_one_payload CHECK ((payload_json IS NULL) <> (payload_bytes IS NULL))
 );
+CREATE INDEX IF NOT EXISTS ea_events_by_entity_type ON {s}.ea_events (entity_type, global_position);
 CREATE TABLE IF NOT EXISTS {s}.ea_streams (
     persistence_id   text   PRIMARY KEY,
     entity_type      text   NOT NULL,

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS ea_events (
     correlation_id  TEXT    NOT NULL DEFAULT '',
     UNIQUE (persistence_id, sequence_number)
 );
+CREATE INDEX IF NOT EXISTS ea_events_by_entity_type ON ea_events (entity_type, global_position);
 CREATE TABLE IF NOT EXISTS ea_streams (
     persistence_id   TEXT PRIMARY KEY,
     entity_type      TEXT NOT NULL,

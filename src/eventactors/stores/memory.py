@@ -25,6 +25,7 @@ from ._common import (
     encode_state,
     envelope_from_record,
 )
+from ._notify import AppendSignal, check_filter, matches
 
 
 class MemoryStore:
@@ -39,6 +40,7 @@ class MemoryStore:
         self._snapshots: dict[str, dict[int, tuple[str, bytes, Any]]] = {}
         self._states: dict[str, tuple[int, str, bytes, Any]] = {}
         self._offsets: dict[str, int] = {}
+        self._signal = AppendSignal(self.head_position, poll_interval=None)
 
     def decode_event(self, envelope: EventEnvelope) -> Any:
         return decode_event(self.serializer, envelope)
@@ -63,6 +65,7 @@ class MemoryStore:
         self._streams.setdefault(persistence_id, []).extend(stored)
         self._log.extend(stored)
         self._highest[persistence_id] = records[-1].sequence_number
+        self._signal.notify()
         # The caller may attach its in-memory event to what it gets back; replay must still
         # decode the stored bytes, as it would from a database.
         return [
@@ -90,10 +93,37 @@ class MemoryStore:
     async def highest_sequence_number(self, persistence_id: str) -> int:
         return self._highest.get(persistence_id, 0)
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        entity_types: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[EventEnvelope]:
         check_range(0, None, limit)
+        filters = (
+            check_filter(entity_types, "entity_types"),
+            check_filter(event_types, "event_types"),
+            check_filter(tags, "tags"),
+        )
         start = bisect_right(self._log, after_position, key=_position)
-        return self._log[start : start + limit]
+        if filters == (None, None, None):
+            return self._log[start : start + limit]
+        selected: list[EventEnvelope] = []
+        for envelope in self._log[start:]:
+            if len(selected) >= limit:
+                break
+            if matches(envelope, *filters):
+                selected.append(envelope)
+        return selected
+
+    async def head_position(self) -> int:
+        return self._last_position
+
+    async def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        return await self._signal.wait(after_position, timeout)
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
         stream = self._streams.get(persistence_id)

@@ -21,7 +21,7 @@ Each commit also sends NOTIFY on the schema's channel with the highest position 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from asyncpg import Connection, Record
@@ -41,6 +41,7 @@ from ._common import (
     encode_state,
     envelope_from_record,
 )
+from ._notify import check_filter
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
 from ._postgres_rows import as_bytes, aware, describe, event_row, metadata_decoder, row_payload
@@ -200,17 +201,31 @@ class PostgresStore:
         )
         return int(highest or 0)
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        entity_types: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[EventEnvelope]:
         check_range(0, None, limit)
-        rows = await self._db.run(
-            lambda connection: connection.fetch(
-                f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
-                "WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-                after_position,
-                limit,
-            ),
-            write=False,
+        conditions = ["global_position > $1"]
+        parameters: list[Any] = [after_position, limit]
+        for condition, values in (
+            ("entity_type = ANY(${})", check_filter(entity_types, "entity_types")),
+            ("event_type = ANY(${})", check_filter(event_types, "event_types")),
+            ("tags && ${}::text[]", check_filter(tags, "tags")),
+        ):
+            if values is not None:
+                parameters.append(list(values))
+                conditions.append(condition.format(len(parameters)))
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
+            f"WHERE {' AND '.join(conditions)} ORDER BY global_position LIMIT $2"
         )
+        rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
         return [self._envelope(row) for row in rows]
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
@@ -238,11 +253,11 @@ class PostgresStore:
         `timeout` (False). Woken by NOTIFY; polls every `poll_interval` in case one is lost."""
         if self._listener is None:
             self._listener = Listener(
-                self._db.connect, self._channel, self._head, self._poll_interval
+                self._db.connect, self._channel, self.head_position, self._poll_interval
             )
         return await self._listener.wait(after_position, timeout)
 
-    async def _head(self) -> int:
+    async def head_position(self) -> int:
         head = await self._db.run(
             lambda connection: connection.fetchval(
                 f"SELECT coalesce(max(global_position), 0) FROM {self._table['events']}"
@@ -403,6 +418,25 @@ class PostgresStore:
 
     async def reset_offset(self, projection: str, position: int = 0) -> None:
         await self.save_offset(projection, position)
+
+    async def commit_with_offset(
+        self, projection: str, position: int, work: Callable[[Connection], Awaitable[Any]]
+    ) -> Any:
+        """Awaits `work(connection)` and saves the offset in one transaction: both or neither."""
+        check_position(position)
+
+        async def write(connection: Connection) -> Any:
+            result = await work(connection)
+            await connection.execute(
+                f"INSERT INTO {self._table['offsets']} (projection, position, updated_at) "
+                "VALUES ($1, $2, now()) ON CONFLICT (projection) "
+                "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                projection,
+                position,
+            )
+            return result
+
+        return await self._db.run(write, write=True)
 
     # -- helpers --------------------------------------------------------------------------
 

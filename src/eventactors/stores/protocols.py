@@ -6,7 +6,7 @@ offset in one transaction of the same database. Every backend passes tests/confo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
@@ -39,11 +39,31 @@ class EventStore(Protocol):
         """0 for an unknown stream; never lowered by `delete_events_to`."""
         ...
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        entity_types: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[EventEnvelope]:
         """Events with global_position > after_position in global order.
 
         A reader following the log never skips an event committed later with a lower position.
+        Filters select events of any of the given entity types, any of the event types, and
+        carrying any of the tags; the store skips the rest without decoding them.
         """
+        ...
+
+    async def head_position(self) -> int:
+        """The highest global position committed; every event at or below it is readable."""
+        ...
+
+    async def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        """Waits until an event past `after_position` is committed (True) or `timeout` passes
+        (False). Woken at once by appends through this store object (and, where the backend
+        can, by other processes' appends); polls as a fallback."""
         ...
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None: ...
@@ -89,6 +109,21 @@ class OffsetStore(Protocol):
     async def save_offset(self, projection: str, position: int) -> None: ...
 
     async def reset_offset(self, projection: str, position: int = 0) -> None: ...
+
+
+@runtime_checkable
+class TransactionalOffsetStore(Protocol):
+    """A store that can commit a projection's own writes and its offset in one transaction."""
+
+    async def commit_with_offset(
+        self, projection: str, position: int, work: Callable[[Any], Any]
+    ) -> Any:
+        """Runs `work(connection)` and saves the offset in one transaction: both or neither.
+
+        SQLite passes its `sqlite3.Connection` to a plain function, run on the writer thread;
+        PostgreSQL awaits `work` with an asyncpg connection.
+        """
+        ...
 
 
 @runtime_checkable

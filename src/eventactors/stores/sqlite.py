@@ -31,6 +31,7 @@ from ._common import (
     encode_state,
     envelope_from_record,
 )
+from ._notify import AppendSignal, check_filter
 from ._sqlite_rows import envelope_from_row, event_row, format_timestamp, parse_timestamp
 from ._sqlite_schema import ensure_schema
 from ._sqlite_worker import SQLiteWorker
@@ -65,6 +66,7 @@ class SQLiteStore:
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
         max_batch: int = 1000,
+        poll_interval: float = 1.0,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
@@ -81,6 +83,8 @@ class SQLiteStore:
         self._writer: SQLiteWorker | None = None
         self._reader: SQLiteWorker | None = None
         self._opening = asyncio.Lock()
+        # Other processes may write the same file: their appends are seen by polling.
+        self._signal = AppendSignal(self.head_position, poll_interval)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -186,7 +190,10 @@ class SQLiteStore:
                 for index, record in enumerate(records)
             ]
 
-        return await self._write(write)
+        envelopes = await self._write(write)
+        if envelopes:
+            self._signal.notify()
+        return envelopes
 
     async def read_stream(
         self,
@@ -221,17 +228,51 @@ class SQLiteStore:
 
         return await self._read(query)
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        entity_types: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[EventEnvelope]:
         check_range(0, None, limit)
+        conditions = ["global_position > ?"]
+        parameters: list[Any] = [after_position]
+        for column, values in (
+            ("entity_type", check_filter(entity_types, "entity_types")),
+            ("event_type", check_filter(event_types, "event_types")),
+        ):
+            if values is not None:
+                conditions.append(f"{column} IN ({', '.join('?' * len(values))})")
+                parameters.extend(values)
+        selected_tags = check_filter(tags, "tags")
+        if selected_tags is not None:
+            conditions.append(
+                "EXISTS (SELECT 1 FROM json_each(ea_events.tags) WHERE json_each.value IN "
+                f"({', '.join('?' * len(selected_tags))}))"
+            )
+            parameters.extend(selected_tags)
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE {' AND '.join(conditions)} "
+            "ORDER BY global_position LIMIT ?"
+        )
         return await self._read(
-            lambda connection: self._envelopes(
+            lambda connection: self._envelopes(connection.execute(query, (*parameters, limit)))
+        )
+
+    async def head_position(self) -> int:
+        return await self._read(
+            lambda connection: int(
                 connection.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE global_position > ? "
-                    "ORDER BY global_position LIMIT ?",
-                    (after_position, limit),
-                )
+                    "SELECT coalesce(max(global_position), 0) FROM ea_events"
+                ).fetchone()[0]
             )
         )
+
+    async def wait_for_events(self, after_position: int, timeout: float) -> bool:
+        return await self._signal.wait(after_position, timeout)
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
         await self._write(
@@ -366,6 +407,25 @@ class SQLiteStore:
 
     async def reset_offset(self, projection: str, position: int = 0) -> None:
         await self.save_offset(projection, position)
+
+    async def commit_with_offset(
+        self, projection: str, position: int, work: Callable[[sqlite3.Connection], Any]
+    ) -> Any:
+        """Runs `work(connection)` on the writer thread and saves the offset, in one
+        transaction: a crash or an exception leaves neither the work nor the offset."""
+        check_position(position)
+        now = format_timestamp(datetime.now(UTC))
+
+        def write(connection: sqlite3.Connection) -> Any:
+            result = work(connection)
+            connection.execute(
+                "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
+                "VALUES (?, ?, ?)",
+                (projection, position, now),
+            )
+            return result
+
+        return await self._write(write)
 
     # -- helpers --------------------------------------------------------------------------
 

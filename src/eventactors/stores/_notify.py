@@ -1,0 +1,67 @@
+"""Waking readers of the log: a local signal on every append, and a poll as the fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+
+from ..records import EventEnvelope
+
+
+class AppendSignal:
+    """Readers wait here; the store calls `notify()` after each of its own appends commits.
+
+    Appends by other processes are seen by polling `head` every `poll_interval` seconds
+    (None: this store object is the only writer, so there is nothing to poll for).
+    """
+
+    def __init__(self, head: Callable[[], Awaitable[int]], poll_interval: float | None) -> None:
+        self._head = head
+        self._poll_interval = poll_interval
+        self._event: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    async def wait(self, after_position: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if await self._head() > after_position:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._event is None:
+                self._event = asyncio.Event()
+            step = remaining if self._poll_interval is None else min(remaining, self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), step)
+
+
+def check_filter(values: Sequence[str] | None, name: str) -> tuple[str, ...] | None:
+    """A filter is None (everything) or a non-empty collection of strings."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a collection of strings, not a single string")
+    selected = tuple(values)
+    if not selected or not all(isinstance(value, str) for value in selected):
+        raise ValueError(f"{name} must be a non-empty collection of strings, got {values!r}")
+    return selected
+
+
+def matches(
+    envelope: EventEnvelope,
+    entity_types: tuple[str, ...] | None,
+    event_types: tuple[str, ...] | None,
+    tags: tuple[str, ...] | None,
+) -> bool:
+    return (
+        (entity_types is None or envelope.entity_type in entity_types)
+        and (event_types is None or envelope.event_type in event_types)
+        and (tags is None or any(tag in envelope.tags for tag in tags))
+    )
