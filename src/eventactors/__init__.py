@@ -22,6 +22,12 @@ from .errors import SerializationError as SerializationError
 from .errors import StoreUnavailable as StoreUnavailable
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEntityType as UnknownEntityType
+from .projections import FailurePolicy as FailurePolicy
+from .projections import ProjectionState as ProjectionState
+from .projections import ProjectionStatus as ProjectionStatus
+from .projections import fail as fail
+from .projections import retry as retry
+from .projections import retry_then_skip as retry_then_skip
 from .records import EventEnvelope as EventEnvelope
 from .records import EventRecord as EventRecord
 from .records import Reply as Reply
@@ -36,6 +42,7 @@ from .stores.protocols import OffsetStore as OffsetStore
 from .stores.protocols import SnapshotStore as SnapshotStore
 from .stores.protocols import StateStore as StateStore
 from .stores.protocols import Store as Store
+from .stores.protocols import TransactionalOffsetStore as TransactionalOffsetStore
 from .stores.sqlite import SQLiteStore as SQLiteStore
 from .subscription import Subscription as Subscription
 
@@ -64,12 +71,15 @@ __all__ = [
     "EventRecord",
     "EventSourcedBehavior",
     "EventStore",
+    "FailurePolicy",
     "InvalidEntityId",
     "InvalidHandlerResult",
     "JsonSerializer",
     "MemoryStore",
     "OffsetStore",
     "PostgresStore",
+    "ProjectionState",
+    "ProjectionStatus",
     "ProtobufSerializer",
     "Rejected",
     "Reply",
@@ -83,7 +93,11 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "Subscription",
+    "TransactionalOffsetStore",
     "UnknownCommand",
     "UnknownEntityType",
+    "fail",
+    "retry",
+    "retry_then_skip",
 ]
 __version__ = "0.1.0"

@@ -1,58 +1,87 @@
-"""In-process live subscriptions: every event persisted after `subscribe()` returns."""
+"""Subscriptions: follow the global log from a position, then live, as an async iterator.
+
+A subscription reads the store in pages after the last position it delivered, and waits on
+the store (woken at once by appends, polling as a fallback) when it has caught up. It holds at
+most one page in memory, so a slow subscriber never stalls the engine and never loses an
+event: whatever it has not read yet stays in the store until it gets there.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 from .records import EventEnvelope
-
-_END = object()
+from .stores.protocols import EventStore
 
 
 class Subscription:
-    """An async iterator of `EventEnvelope`s, in the order the store committed them.
+    """An async iterator of `EventEnvelope`s in global order, after `position`.
 
-    It ends when the engine stops or when `close()` is called. Its buffer is unbounded:
-    a consumer that falls far behind holds the events it has not read in memory.
+    It ends when the engine stops or when `close()` is called.
     """
 
-    def __init__(self, on_close: Callable[[Subscription], None]) -> None:
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
+    def __init__(
+        self,
+        store: EventStore,
+        after_position: int,
+        on_close: Callable[[Subscription], None],
+        *,
+        page_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self.position = after_position
         self._on_close = on_close
-        self._closed = False
-
-    def push(self, envelopes: Iterable[EventEnvelope]) -> None:
-        if not self._closed:
-            for envelope in envelopes:
-                self._queue.put_nowait(envelope)
+        self._page_size = page_size
+        self._poll_interval = poll_interval
+        self._page: deque[EventEnvelope] = deque()
+        self._ended = asyncio.Event()
 
     def end(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(_END)
+        self._ended.set()
 
     def close(self) -> None:
-        """Stops the subscription; events already buffered are still delivered."""
+        """Stops the subscription; a page already read is still delivered."""
         self._on_close(self)
         self.end()
 
     @property
     def pending(self) -> int:
-        """Events buffered and not yet read."""
-        return self._queue.qsize()
+        """Events read from the store and not yet delivered (at most one page)."""
+        return len(self._page)
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> EventEnvelope:
-        item = await self._queue.get()
-        if item is _END:
-            self._queue.put_nowait(_END)  # keep ending for any further reads
-            raise StopAsyncIteration
-        assert isinstance(item, EventEnvelope)
-        return item
+        while not self._page:
+            if self._ended.is_set():
+                raise StopAsyncIteration
+            page = await self._store.read_all(self.position, self._page_size)
+            if page:
+                self._page.extend(page)
+            else:
+                await self._wait()
+        envelope = self._page.popleft()
+        self.position = envelope.global_position
+        return envelope
+
+    async def _wait(self) -> None:
+        arrived = asyncio.ensure_future(
+            self._store.wait_for_events(self.position, self._poll_interval)
+        )
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({arrived, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (arrived, ended):
+                waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await arrived
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -1,0 +1,286 @@
+"""The projection runner: one task per projection, following the log from its offset.
+
+Each turn reads the head position, then a page after the offset; the page holds every
+matching event up to that head (the stores never let a reader skip), so when it is short the
+offset may advance to the head even if the filters matched nothing: a filtered projection
+does not re-scan what it ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from ..errors import StoreUnavailable
+from ..projections import (
+    FailurePolicy,
+    ProjectionFailed,
+    ProjectionState,
+    ProjectionStatus,
+)
+from ..records import EventEnvelope
+from ..stores.protocols import OffsetStore, Store
+
+log = logging.getLogger("eventactors.projections")
+
+Progress = Callable[[int, int], Any]
+MAX_STORE_BACKOFF = 5.0
+
+
+@dataclass(slots=True)
+class ProjectionSpec:
+    name: str
+    handler: Callable[..., Any]
+    from_start: bool
+    batch_size: int
+    policy: FailurePolicy
+    offset_store: OffsetStore
+    entity_types: tuple[str, ...] | None
+    event_types: tuple[str, ...] | None
+    tags: tuple[str, ...] | None
+    batched: bool
+    transactional: bool
+    poll_interval: float
+    reset: Callable[..., Any] | None
+
+
+class ProjectionRunner:
+    def __init__(self, spec: ProjectionSpec, store: Store) -> None:
+        self.spec = spec
+        self._store = store
+        self.state = ProjectionState.STOPPED
+        self.position = 0
+        self.head = 0
+        self.events_handled = 0
+        self.last_error: str | None = None
+        self.progress: Progress | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._advanced = asyncio.Event()
+
+    # -- control --------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self.is_running:
+            return
+        self._stopping = asyncio.Event()
+        self.state = ProjectionState.RUNNING
+        self.last_error = None
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"projection {self.spec.name}"
+        )
+
+    async def stop(self) -> None:
+        """Finishes the page in hand, commits its offset, and stops."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self._task = None
+        if self.state is ProjectionState.RUNNING:
+            self.state = ProjectionState.STOPPED
+
+    async def wait_until(self, position: int) -> None:
+        """Returns once the committed offset reaches `position`, or the projection stops."""
+        while self.position < position and self.is_running:
+            advanced = self._advanced
+            await advanced.wait()
+
+    def status(self) -> ProjectionStatus:
+        return ProjectionStatus(
+            name=self.spec.name,
+            state=self.state,
+            position=self.position,
+            head=max(self.head, self.position),
+            lag=max(0, self.head - self.position),
+            events_handled=self.events_handled,
+            last_error=self.last_error,
+        )
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        spec = self.spec
+        try:
+            stored = await self._with_store_retry(lambda: spec.offset_store.get_offset(spec.name))
+            if stored is not None:
+                self.position = stored
+            elif spec.from_start:
+                self.position = 0
+            else:
+                self.position = await self._with_store_retry(self._store.head_position)
+            while not self._stopping.is_set():
+                if not await self._turn():
+                    await self._idle()
+        except ProjectionFailed as failure:
+            self.state = ProjectionState.FAILED
+            self.last_error = str(failure)
+            log.error("projection %s failed: %s", spec.name, failure)
+        finally:
+            self._signal_advance()
+
+    async def _turn(self) -> bool:
+        """Handles one page; False when there was nothing to do."""
+        spec = self.spec
+        head = await self._with_store_retry(self._store.head_position)
+        self.head = head
+        page = await self._with_store_retry(
+            lambda: self._store.read_all(
+                self.position,
+                spec.batch_size,
+                entity_types=spec.entity_types,
+                event_types=spec.event_types,
+                tags=spec.tags,
+            )
+        )
+        if not page and head <= self.position:
+            return False
+        target = page[-1].global_position if page else head
+        if len(page) < spec.batch_size:
+            target = max(target, head)  # nothing else matches up to the head
+        if page:
+            await self._deliver(page, target)
+        else:
+            await self._commit(target)
+        return True
+
+    async def _idle(self) -> None:
+        """Waits for new events (the store wakes it) or for a stop."""
+        waiting = asyncio.ensure_future(
+            self._store.wait_for_events(self.position, self.spec.poll_interval)
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (waiting, stopping):
+                pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await waiting
+
+    # -- delivery and commits -------------------------------------------------------------
+
+    async def _deliver(self, page: list[EventEnvelope], target: int) -> None:
+        if self.spec.transactional:
+            await self._deliver_in_transaction(page, target)
+        elif self.spec.batched:
+            if await self._attempt(lambda: self.spec.handler(page), page):
+                self.events_handled += len(page)
+            await self._commit(target)
+        else:
+            for index, envelope in enumerate(page):
+                try:
+                    if await self._attempt(partial(self.spec.handler, envelope), [envelope]):
+                        self.events_handled += 1
+                except ProjectionFailed:
+                    if index:  # keep what was handled: commit up to the event before
+                        await self._commit(page[index - 1].global_position)
+                    raise
+            await self._commit(target)
+
+    async def _deliver_in_transaction(self, page: list[EventEnvelope], target: int) -> None:
+        spec = self.spec
+        store: Any = self._store
+
+        async def handle() -> Any:
+            return await store.commit_with_offset(spec.name, target, self._work(page))
+
+        if await self._attempt(handle, page):
+            self.events_handled += len(page)
+            self._advance(target)
+        else:  # skipped: the offset moves on alone
+            await self._commit(target)
+
+    def _work(self, page: list[EventEnvelope]) -> Callable[[Any], Any]:
+        handler = self.spec.handler
+        if inspect.iscoroutinefunction(handler):
+
+            async def async_work(connection: Any) -> Any:
+                return await handler(page, connection)
+
+            return async_work
+
+        def work(connection: Any) -> Any:
+            return handler(page, connection)
+
+        return work
+
+    async def _attempt(self, call: Callable[[], Any], envelopes: Sequence[EventEnvelope]) -> bool:
+        """Runs `call` under the policy: True when handled, False when skipped."""
+        policy = self.spec.policy
+        failures = 0
+        delay = policy.backoff
+        store_delay = 0.05
+        while True:
+            try:
+                result = call()
+                if inspect.isawaitable(result):
+                    await result
+                return True
+            except StoreUnavailable as exc:  # the store's fault, not the handler's: wait it out
+                self.last_error = f"StoreUnavailable: {exc}"
+                await asyncio.sleep(store_delay)
+                store_delay = min(store_delay * 2, MAX_STORE_BACKOFF)
+                continue
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if failures < policy.retries:
+                    failures += 1
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                if not policy.skip:
+                    single = envelopes[0] if len(envelopes) == 1 else None
+                    raise ProjectionFailed(single, exc) from exc
+                for envelope in envelopes:
+                    await self._dead_letter(envelope, exc)
+                return False
+
+    async def _dead_letter(self, envelope: EventEnvelope, error: BaseException) -> None:
+        callback = self.spec.policy.dead_letter
+        if callback is None:
+            log.warning("projection %s skipped %s: %s", self.spec.name, envelope, error)
+            return
+        result = callback(envelope, error)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _commit(self, position: int) -> None:
+        await self._with_store_retry(
+            lambda: self.spec.offset_store.save_offset(self.spec.name, position)
+        )
+        self._advance(position)
+
+    def _advance(self, position: int) -> None:
+        self.position = position
+        if self.progress is not None:
+            self.progress(position, self.head)
+        self._signal_advance()
+
+    def _signal_advance(self) -> None:
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+    async def _with_store_retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Store errors never stop a projection: retried with backoff, shown in the status."""
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable as exc:
+                self.last_error = f"StoreUnavailable: {exc}"
+                log.warning("projection %s: store unavailable, retrying: %s", self.spec.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_STORE_BACKOFF)
