@@ -13,6 +13,7 @@ from pathlib import Path
 
 import eventactors as ea
 
+from .balances import NAME, add_balances_projection, read_balances
 from .domain import Account, Close, Deposit, Open, Withdraw, register
 
 Print = Callable[[str], None]
@@ -42,7 +43,7 @@ async def run_demo(
     engine = ea.Engine(store=store)
     register(engine)
     async with engine:
-        subscription = engine.subscribe()
+        await add_balances_projection(engine)
         for account_id, owner in (("acc-ann", "ann"), ("acc-bob", "bob"), ("acc-cyd", "cyd")):
             state, _ = await engine.get_state("account", account_id)
             if state.is_open or state.is_closed:
@@ -67,7 +68,8 @@ async def run_demo(
         if cyd.is_open:
             await engine.send("account", "acc-cyd", Close(), timeout=5.0)
             out("  closed acc-cyd")
-        out(f"  the live subscription saw {subscription.pending} events")
+        status = await engine.wait_for_projection(NAME)
+        out(f"  the balances projection is at position {status.position}, lag {status.lag}")
 
         before = {
             account_id: await engine.get_state("account", account_id)
@@ -88,6 +90,15 @@ async def run_demo(
     if after != before:
         raise SystemExit("recovery mismatch: the recovered state differs from the state before")
     out("recovered state matches: every acknowledged event survived the restart")
+    read_model = await read_balances(open_store(location, schema))
+    out("the balances read model (a table beside the events, kept exactly once):")
+    for account_id, (owner, balance, is_open, applied) in sorted(read_model.items()):
+        out(f"  {account_id:<8} owner={owner:<5} balance={balance:>6}  "
+            f"{'open' if is_open else 'closed':<10} events {applied}")  # fmt: skip
+        state, revision = after[account_id]
+        if (balance, applied) != (state.balance, revision):
+            raise SystemExit(f"read model mismatch for {account_id}")
+    out("read model matches the entities")
     return after
 
 
