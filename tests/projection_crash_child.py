@@ -17,10 +17,10 @@ import sys
 from typing import Any
 
 from eventactors_examples.bank import balances
-from eventactors_examples.bank.demo import open_store
 from eventactors_examples.bank.domain import AccountBehavior, Deposit, Open, Withdraw
 
 import eventactors as ea
+from eventactors import open_store
 
 ACCOUNTS = 8
 
@@ -59,7 +59,7 @@ def crashing(handler: Any, crash_at: int) -> Any:
 
 
 async def main(location: str, schema: str, commands: int, crash_at: int) -> None:
-    store = open_store(location, schema)
+    store = open_store(location, schema=schema)
     engine = ea.Engine(store=store)
     engine.register("account", AccountBehavior)
     if isinstance(store, ea.PostgresStore):

@@ -61,3 +61,34 @@ def test_demo_on_an_unreachable_postgres_says_so_and_exits_1(tmp_path):
     result = run("demo", "--store", "postgresql://postgres@127.0.0.1:1/test", cwd=tmp_path)
     assert result.returncode == 1
     assert "127.0.0.1:1/test" in result.stderr and "unavailable" in result.stderr
+
+
+def test_rebuild_replays_a_projection_with_progress_and_an_equal_read_model(tmp_path):
+    from eventactors_examples.bank.balances import read_balances
+
+    import eventactors as ea
+
+    assert run("demo", "--store", "bank.db", cwd=tmp_path).returncode == 0
+    before = asyncio.run(read_balances(ea.open_store(tmp_path / "bank.db")))
+    result = run(
+        "rebuild", "balances", "--app", "eventactors_examples.bank.app:build_engine",
+        "--store", "bank.db", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "rebuilding balances" in result.stdout
+    assert "rebuilt 'balances': 106 events handled, now at position 106, lag 0" in result.stdout
+    assert asyncio.run(read_balances(ea.open_store(tmp_path / "bank.db"))) == before
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("nonsense", "module:factory"),
+        ("no.such.module:f", "cannot load"),
+        ("eventactors_examples.bank.app:build_engine", "no projection named 'nope'"),
+    ],
+)
+def test_rebuild_reports_bad_apps_and_unknown_projections(tmp_path, app, message):
+    result = run("rebuild", "nope", "--app", app, "--store", "x.db", cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from eventactors_examples.bank.balances import read_balances
-from eventactors_examples.bank.demo import open_store
 from eventactors_examples.bank.domain import Closed, Deposited, Opened, Withdrawn
 from postgres_support import DSN
+
+from eventactors import open_store
 
 pytestmark = pytest.mark.timeout(180)
 CHILD = Path(__file__).with_name("projection_crash_child.py")
@@ -50,7 +51,7 @@ def run_child(
 
 async def expected_balances(location: str, schema: str) -> dict[str, tuple[int, int]]:
     """(balance, events) per account, folded straight from the event log."""
-    store = open_store(location, schema)
+    store = open_store(location, schema=schema)
     for cls in (Opened, Deposited, Withdrawn, Closed):
         store.serializer.register(cls)
     expected: dict[str, tuple[int, int]] = {}
@@ -77,7 +78,7 @@ async def check_crash_campaign(location: str, schema: str, *, at_offset: bool = 
         kills += kill_child_at_random(location, schema, rng) == -9
     run_child(location, schema, commands=40, crash_at=0)  # a clean run catches up
     assert kills >= 1, "no run was killed inside a projection transaction"
-    read_model = await read_balances(open_store(location, schema))
+    read_model = await read_balances(open_store(location, schema=schema))
     expected = await expected_balances(location, schema)
     got = {account: (balance, applied) for account, (_, balance, _, applied) in read_model.items()}
     assert got == expected, "the read model missed or double-counted events across the crashes"

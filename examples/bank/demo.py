@@ -27,18 +27,11 @@ def _show(account_id: str, state: Account, revision: int) -> str:
     )
 
 
-def open_store(location: str | Path, schema: str = "eventactors") -> ea.Store:
-    """A PostgreSQL store for a postgres:// URL, else an SQLite store on that file."""
-    if str(location).startswith(("postgres://", "postgresql://")):
-        return ea.PostgresStore(str(location), schema=schema)
-    return ea.SQLiteStore(location)
-
-
 async def run_demo(
     location: str | Path, out: Print = print, *, schema: str = "eventactors"
 ) -> dict[str, tuple[Account, int]]:
     """Runs the demo on `location` and returns what the second engine recovered."""
-    store = open_store(location, schema)
+    store = ea.open_store(location, schema=schema)
     out(f"eventactors bank demo on {store!r}")
     engine = ea.Engine(store=store)
     register(engine)
@@ -80,7 +73,7 @@ async def run_demo(
             out("  " + _show(account_id, state, revision))
     out("engine stopped; starting a fresh engine on the same store")
 
-    engine = ea.Engine(store=open_store(location, schema))
+    engine = ea.Engine(store=ea.open_store(location, schema=schema))
     register(engine)
     async with engine:
         after = {account_id: await engine.get_state("account", account_id) for account_id in before}
@@ -90,7 +83,7 @@ async def run_demo(
     if after != before:
         raise SystemExit("recovery mismatch: the recovered state differs from the state before")
     out("recovered state matches: every acknowledged event survived the restart")
-    read_model = await read_balances(open_store(location, schema))
+    read_model = await read_balances(ea.open_store(location, schema=schema))
     out("the balances read model (a table beside the events, kept exactly once):")
     for account_id, (owner, balance, is_open, applied) in sorted(read_model.items()):
         out(f"  {account_id:<8} owner={owner:<5} balance={balance:>6}  "

@@ -36,6 +36,7 @@ from .records import StateRecord as StateRecord
 from .serialization import JsonSerializer as JsonSerializer
 from .serialization import ProtobufSerializer as ProtobufSerializer
 from .serialization import Serializer as Serializer
+from .stores.locate import open_store as open_store
 from .stores.memory import MemoryStore as MemoryStore
 from .stores.protocols import EventStore as EventStore
 from .stores.protocols import OffsetStore as OffsetStore
@@ -97,6 +98,7 @@ __all__ = [
     "UnknownCommand",
     "UnknownEntityType",
     "fail",
+    "open_store",
     "retry",
     "retry_then_skip",
 ]

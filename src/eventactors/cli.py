@@ -30,13 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start from no history: delete the SQLite file, or drop the PostgreSQL schema",
     )
+    rebuild = commands.add_parser(
+        "rebuild", help="reset a projection's offset and read model, and replay the whole log"
+    )
+    rebuild.add_argument("name", help="the projection's name")
+    rebuild.add_argument(
+        "--app", required=True,
+        help="module:factory; the factory takes a store and returns an engine with its projections",
+    )  # fmt: skip
+    _store_arguments(rebuild)
     return parser
+
+
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="bank.db", help="an SQLite file or a postgresql:// URL")
+    parser.add_argument("--schema", default="eventactors", help="the PostgreSQL schema")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return _demo(args.store, args.schema, fresh=args.fresh)
+    if args.command == "rebuild":
+        from ._cli_rebuild import rebuild
+
+        return rebuild(args.name, args.app, args.store, args.schema)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
