@@ -277,6 +277,8 @@ class Engine:
         if not self._running:
             raise EngineNotStarted("the engine is not running: call start() or use `async with`")
         start = self._known_head if from_position is None else check_position(from_position)
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
         subscription = Subscription(
             self.store, start, self._subscriptions.discard, page_size=page_size
         )
@@ -312,7 +314,7 @@ class Engine:
         the handler's own transaction (SQLite: a plain function on the writer thread). `reset`
         clears the read model before a rebuild (given the connection when transactional).
         """
-        self._projections.add(
+        await self._projections.add(
             build_spec(
                 self.store, name, handler, from_start=from_start, batch_size=batch_size,
                 policy=policy, offset_store=offset_store, entity_types=entity_types,

@@ -17,9 +17,13 @@ class ProjectionRegistry:
         self._runners: dict[str, ProjectionRunner] = {}
         self._started = False
 
-    def add(self, spec: ProjectionSpec) -> None:
+    async def add(self, spec: ProjectionSpec) -> None:
         if spec.name in self._runners:
             raise ValueError(f"a projection named {spec.name!r} is already added")
+        if not spec.from_start and await spec.offset_store.get_offset(spec.name) is None:
+            # "From now on" means from this call: pin it, so no event sent after add_projection
+            # returns can slip past a start position read later (or after a crash).
+            await spec.offset_store.save_offset(spec.name, await self._store.head_position())
         runner = ProjectionRunner(spec, self._store)
         self._runners[spec.name] = runner
         if self._started:

@@ -50,6 +50,10 @@ class ProjectionSpec:
     reset: Callable[..., Any] | None
 
 
+class _Stopped(Exception):
+    """A stop arrived while the runner was waiting for the store to come back."""
+
+
 class ProjectionRunner:
     def __init__(self, spec: ProjectionSpec, store: Store) -> None:
         self.spec = spec
@@ -86,8 +90,11 @@ class ProjectionRunner:
         if task is None:
             return
         self._stopping.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            await asyncio.wait({task})  # raises only if our caller is cancelled
+        except asyncio.CancelledError:
+            task.cancel()  # the caller gave up: stop at once rather than finish the page
+            raise
         self._task = None
         if self.state is ProjectionState.RUNNING:
             self.state = ProjectionState.STOPPED
@@ -115,15 +122,13 @@ class ProjectionRunner:
         spec = self.spec
         try:
             stored = await self._with_store_retry(lambda: spec.offset_store.get_offset(spec.name))
-            if stored is not None:
-                self.position = stored
-            elif spec.from_start:
-                self.position = 0
-            else:
-                self.position = await self._with_store_retry(self._store.head_position)
+            self.position = stored if stored is not None else 0
+            self._signal_advance()  # waiters compare against the loaded offset
             while not self._stopping.is_set():
                 if not await self._turn():
                     await self._idle()
+        except _Stopped:
+            pass  # stopped while waiting on the store: nothing in hand to finish
         except ProjectionFailed as failure:
             self.state = ProjectionState.FAILED
             self.last_error = str(failure)
@@ -231,7 +236,7 @@ class ProjectionRunner:
                 return True
             except StoreUnavailable as exc:  # the store's fault, not the handler's: wait it out
                 self.last_error = f"StoreUnavailable: {exc}"
-                await asyncio.sleep(store_delay)
+                await self._pause(store_delay)
                 store_delay = min(store_delay * 2, MAX_STORE_BACKOFF)
                 continue
             except Exception as exc:
@@ -282,5 +287,13 @@ class ProjectionRunner:
             except StoreUnavailable as exc:
                 self.last_error = f"StoreUnavailable: {exc}"
                 log.warning("projection %s: store unavailable, retrying: %s", self.spec.name, exc)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, MAX_STORE_BACKOFF)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps before a store retry, unless a stop comes first: then there is nothing in
+        hand to finish (the page was not handled, or its offset not committed), so it ends."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stopping.is_set():
+            raise _Stopped

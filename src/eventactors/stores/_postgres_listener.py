@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+_UNREACHABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
 
 class Listener:
     def __init__(
@@ -63,13 +65,17 @@ class Listener:
             self._connection = None
             try:
                 connection = await self._connect()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except _UNREACHABLE:
                 return  # the poll keeps readers going until the server is back
             try:
                 await connection.add_listener(self._channel, self._on_notify)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except BaseException as exc:  # including a cancellation: never leave it open
                 connection.terminate()
-                return
+                if isinstance(
+                    exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TimeoutError
+                ):
+                    return
+                raise
             self._connection = connection
 
     def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:

@@ -147,6 +147,15 @@ def _settle(outcomes: list[Outcome]) -> None:
             future.set_exception(value)
 
 
+class HandlerFailed(Exception):
+    """Carries a projection handler's own exception through the writer untranslated: an
+    error in the handler's SQL is the handler's failure, not an unavailable store."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def translate_error(exc: Exception, database: str) -> Exception:
     """Maps sqlite3 errors onto the framework's: conflicts and an unusable database."""
     if isinstance(exc, EventActorsError) or not isinstance(exc, sqlite3.Error):

@@ -34,7 +34,7 @@ from ._common import (
 from ._notify import AppendSignal, check_filter
 from ._sqlite_rows import envelope_from_row, event_row, format_timestamp, parse_timestamp
 from ._sqlite_schema import ensure_schema
-from ._sqlite_worker import SQLiteWorker
+from ._sqlite_worker import HandlerFailed, SQLiteWorker
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -417,7 +417,10 @@ class SQLiteStore:
         now = format_timestamp(datetime.now(UTC))
 
         def write(connection: sqlite3.Connection) -> Any:
-            result = work(connection)
+            try:
+                result = work(connection)
+            except Exception as exc:  # the handler's failure (its SQL too), not the store's
+                raise HandlerFailed(exc) from exc
             connection.execute(
                 "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
                 "VALUES (?, ?, ?)",
@@ -425,7 +428,10 @@ class SQLiteStore:
             )
             return result
 
-        return await self._write(write)
+        try:
+            return await self._write(write)
+        except HandlerFailed as failed:
+            raise failed.error from None
 
     # -- helpers --------------------------------------------------------------------------
 
