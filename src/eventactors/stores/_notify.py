@@ -30,16 +30,19 @@ class AppendSignal:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            # Take the event before looking at the head: an append that lands while we look
+            # sets it, so its signal is never lost.
+            if self._event is None:
+                self._event = asyncio.Event()
+            event = self._event
             if await self._head() > after_position:
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            if self._event is None:
-                self._event = asyncio.Event()
             step = remaining if self._poll_interval is None else min(remaining, self._poll_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), step)
+                await asyncio.wait_for(event.wait(), step)
 
 
 def check_filter(values: Sequence[str] | None, name: str) -> tuple[str, ...] | None:

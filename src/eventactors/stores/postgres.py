@@ -21,7 +21,8 @@ Each commit also sends NOTIFY on the schema's channel with the highest position 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from asyncpg import Connection, Record
@@ -420,13 +421,16 @@ class PostgresStore:
         await self.save_offset(projection, position)
 
     async def commit_with_offset(
-        self, projection: str, position: int, work: Callable[[Connection], Awaitable[Any]]
+        self, projection: str, position: int, work: Callable[[Connection], Any]
     ) -> Any:
-        """Awaits `work(connection)` and saves the offset in one transaction: both or neither."""
+        """Runs `work(connection)` (awaiting it if it is async) and saves the offset in one
+        transaction: both or neither."""
         check_position(position)
 
         async def write(connection: Connection) -> Any:
-            result = await work(connection)
+            result = work(connection)
+            if inspect.isawaitable(result):
+                result = await result
             await connection.execute(
                 f"INSERT INTO {self._table['offsets']} (projection, position, updated_at) "
                 "VALUES ($1, $2, now()) ON CONFLICT (projection) "
