@@ -12,29 +12,24 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import SerializationError, StoreUnavailable
-from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..errors import StoreUnavailable
+from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
-    check_position,
     check_range,
-    check_state_record,
-    check_state_revision,
     check_stream_position,
     decode_event,
-    decode_state,
-    encode_state,
     envelope_from_record,
 )
 from ._notify import AppendSignal, check_filter
-from ._sqlite_rows import envelope_from_row, event_row, format_timestamp, parse_timestamp
+from ._sqlite_rows import envelope_from_row, event_row
 from ._sqlite_schema import ensure_schema
-from ._sqlite_worker import HandlerFailed, SQLiteWorker
+from ._sqlite_tables import SQLiteTables
+from ._sqlite_worker import SQLiteWorker
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -50,7 +45,7 @@ _INSERT_EVENT = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteTables):
     """All four store protocols in one SQLite file.
 
     `synchronous="FULL"` (the default) makes every acknowledged write survive power loss;
@@ -294,161 +289,3 @@ class SQLiteStore:
 
     def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
         return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
-
-    # -- snapshots ------------------------------------------------------------------------
-
-    async def save_snapshot(self, snapshot: Snapshot[Any]) -> None:
-        payload = self._stored(
-            encode_state(self.serializer, snapshot.state, snapshot.persistence_id)
-        )
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT OR REPLACE INTO ea_snapshots "
-                "(persistence_id, sequence_number, state_type, payload, timestamp) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (snapshot.persistence_id, snapshot.sequence_number, snapshot.state_type,
-                 payload, format_timestamp(snapshot.timestamp)),
-            )
-        )  # fmt: skip
-
-    async def load_snapshot(
-        self, persistence_id: str, max_sequence: int | None = None
-    ) -> Snapshot[Any] | None:
-        upper = max_sequence if max_sequence is not None else 2**62
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT sequence_number, state_type, payload, timestamp FROM ea_snapshots "
-                "WHERE persistence_id = ? AND sequence_number <= ? "
-                "ORDER BY sequence_number DESC LIMIT 1",
-                (persistence_id, upper),
-            ).fetchone()
-        )
-        if row is None:
-            return None
-        sequence, state_type, payload, timestamp = row
-        where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self.path}"
-        state = self._decode_state_row(state_type, payload, where)
-        return Snapshot(persistence_id, sequence, state_type, state, parse_timestamp(timestamp))
-
-    async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
-        await self._write(
-            lambda connection: connection.execute(
-                "DELETE FROM ea_snapshots WHERE persistence_id = ? AND sequence_number <= ?",
-                (persistence_id, to_sequence),
-            )
-        )
-
-    # -- durable state --------------------------------------------------------------------
-
-    async def upsert_state(
-        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
-    ) -> None:
-        check_state_record(persistence_id, revision, state_record)
-        payload = self._stored(encode_state(self.serializer, state_record.state, persistence_id))
-        row = (persistence_id, revision, state_record.state_type, payload,
-               format_timestamp(state_record.timestamp))  # fmt: skip
-
-        def write(connection: sqlite3.Connection) -> None:
-            stored = _state_revision(connection, persistence_id)
-            check_state_revision(persistence_id, stored, revision, deleting=False)
-            connection.execute(
-                "INSERT OR REPLACE INTO ea_durable_state "
-                "(persistence_id, revision, state_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-
-        await self._write(write)
-
-    async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT revision, state_type, payload, timestamp FROM ea_durable_state "
-                "WHERE persistence_id = ?",
-                (persistence_id,),
-            ).fetchone()
-        )
-        if row is None:
-            return None
-        revision, state_type, payload, timestamp = row
-        where = f"state of stream {persistence_id!r} at revision {revision} in {self.path}"
-        state = self._decode_state_row(state_type, payload, where)
-        return StateRecord(persistence_id, revision, state_type, state, parse_timestamp(timestamp))
-
-    async def delete_state(self, persistence_id: str, revision: int) -> None:
-        def write(connection: sqlite3.Connection) -> None:
-            stored = _state_revision(connection, persistence_id)
-            check_state_revision(persistence_id, stored, revision, deleting=True)
-            connection.execute(
-                "DELETE FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
-            )
-
-        await self._write(write)
-
-    # -- offsets --------------------------------------------------------------------------
-
-    async def get_offset(self, projection: str) -> int | None:
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT position FROM ea_offsets WHERE projection = ?", (projection,)
-            ).fetchone()
-        )
-        return None if row is None else int(row[0])
-
-    async def save_offset(self, projection: str, position: int) -> None:
-        check_position(position)
-        now = format_timestamp(datetime.now(UTC))
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
-                "VALUES (?, ?, ?)",
-                (projection, position, now),
-            )
-        )
-
-    async def reset_offset(self, projection: str, position: int = 0) -> None:
-        await self.save_offset(projection, position)
-
-    async def commit_with_offset(
-        self, projection: str, position: int, work: Callable[[sqlite3.Connection], Any]
-    ) -> Any:
-        """Runs `work(connection)` on the writer thread and saves the offset, in one
-        transaction: a crash or an exception leaves neither the work nor the offset."""
-        check_position(position)
-        now = format_timestamp(datetime.now(UTC))
-
-        def write(connection: sqlite3.Connection) -> Any:
-            try:
-                result = work(connection)
-            except Exception as exc:  # the handler's failure (its SQL too), not the store's
-                raise HandlerFailed(exc) from exc
-            connection.execute(
-                "INSERT OR REPLACE INTO ea_offsets (projection, position, updated_at) "
-                "VALUES (?, ?, ?)",
-                (projection, position, now),
-            )
-            return result
-
-        try:
-            return await self._write(write)
-        except HandlerFailed as failed:
-            raise failed.error from None
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _stored(self, payload: bytes) -> bytes | str:
-        """JSON goes in as text so that a person can read it in the database."""
-        return payload.decode("utf-8") if self.serializer.is_text else payload
-
-    def _decode_state_row(self, state_type: Any, payload: Any, where: str) -> Any:
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
-        if not isinstance(state_type, str) or not isinstance(payload, bytes):
-            raise SerializationError(f"corrupt row: {where}")
-        return decode_state(self.serializer, state_type, payload, where)
-
-
-def _state_revision(connection: sqlite3.Connection, persistence_id: str) -> int:
-    row = connection.execute(
-        "SELECT revision FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
-    ).fetchone()
-    return int(row[0]) if row else 0
