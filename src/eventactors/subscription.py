@@ -9,12 +9,12 @@ event: whatever it has not read yet stays in the store until it gets there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
 from .records import EventEnvelope
+from .stores._notify import wait_for_events_unless
 from .stores.protocols import EventStore
 
 
@@ -65,23 +65,12 @@ class Subscription:
             if page:
                 self._page.extend(page)
             else:
-                await self._wait()
+                await wait_for_events_unless(
+                    self._store, self.position, self._poll_interval, self._ended
+                )
         envelope = self._page.popleft()
         self.position = envelope.global_position
         return envelope
-
-    async def _wait(self) -> None:
-        arrived = asyncio.ensure_future(
-            self._store.wait_for_events(self.position, self._poll_interval)
-        )
-        ended = asyncio.ensure_future(self._ended.wait())
-        try:
-            await asyncio.wait({arrived, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (arrived, ended):
-                waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await arrived
 
     async def __aenter__(self) -> Subscription:
         return self

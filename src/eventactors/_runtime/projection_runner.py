@@ -25,6 +25,7 @@ from ..projections import (
     ProjectionStatus,
 )
 from ..records import EventEnvelope
+from ..stores._notify import wait_for_events_unless
 from ..stores.protocols import OffsetStore, Store
 
 log = logging.getLogger("eventactors.projections")
@@ -126,7 +127,9 @@ class ProjectionRunner:
             self._signal_advance()  # waiters compare against the loaded offset
             while not self._stopping.is_set():
                 if not await self._turn():
-                    await self._idle()
+                    await wait_for_events_unless(
+                        self._store, self.position, spec.poll_interval, self._stopping
+                    )
         except _Stopped:
             pass  # stopped while waiting on the store: nothing in hand to finish
         except ProjectionFailed as failure:
@@ -160,20 +163,6 @@ class ProjectionRunner:
         else:
             await self._commit(target)
         return True
-
-    async def _idle(self) -> None:
-        """Waits for new events (the store wakes it) or for a stop."""
-        waiting = asyncio.ensure_future(
-            self._store.wait_for_events(self.position, self.spec.poll_interval)
-        )
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pending in (waiting, stopping):
-                pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await waiting
 
     # -- delivery and commits -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from ..records import EventEnvelope
+from .protocols import EventStore
 
 
 class AppendSignal:
@@ -68,3 +69,19 @@ def matches(
         and (event_types is None or envelope.event_type in event_types)
         and (tags is None or any(tag in envelope.tags for tag in tags))
     )
+
+
+async def wait_for_events_unless(
+    store: EventStore, after_position: int, timeout: float, stop: asyncio.Event
+) -> None:
+    """Waits for an event past `after_position`, for `timeout`, or for `stop`, whichever first:
+    how log followers (projections, subscriptions) idle once they have caught up."""
+    arrived = asyncio.ensure_future(store.wait_for_events(after_position, timeout))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({arrived, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (arrived, stopped):
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await arrived
