@@ -717,3 +717,21 @@ async def test_corrupt_rows_leave_other_streams_readable_and_the_file_unchanged(
         with pytest.raises(ea.EventActorsError, match="account\\|a2"):
             await engine.get_state("account", "a2", timeout=5)
     assert table_contents(path) == before
+
+
+async def test_many_stores_opening_one_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Engines starting together on a new file: while one connection switches it to WAL,
+    SQLite can say "locked" without waiting for the busy timeout; the store must wait it out."""
+    for round_ in range(15):
+        path = tmp_path / f"together-{round_}.db"
+        stores = [ea.SQLiteStore(path) for _ in range(8)]
+        try:
+            results = await asyncio.gather(
+                *(store.save_offset(f"p{n}", n) for n, store in enumerate(stores)),
+                return_exceptions=True,
+            )
+            assert [r for r in results if r is not None] == []
+            assert [await stores[0].get_offset(f"p{n}") for n in range(8)] == list(range(8))
+        finally:
+            for store in stores:
+                await store.close()

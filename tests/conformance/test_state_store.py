@@ -122,11 +122,8 @@ async def test_racing_writers_of_the_same_revision_have_exactly_one_winner(reope
             outcomes = await racing_upserts(stores, kit, stream, revision)
             winners = [n for n, outcome in enumerate(outcomes) if outcome is None]
             assert len(winners) == 1, f"revision {revision}: {outcomes}"
-            assert all(
-                isinstance(o, ea.ConcurrencyError)
-                for n, o in enumerate(outcomes)
-                if n != winners[0]
-            )
+            losers = [o for n, o in enumerate(outcomes) if n != winners[0]]
+            assert all(isinstance(o, ea.ConcurrencyError) for o in losers), repr(losers)
             stored = await stores[0].get_state(stream)
             assert stored is not None and stored.revision == revision
             assert stored.state.balance == 100 + winners[0]  # the winner's write, not a loser's

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -91,6 +92,21 @@ class SQLiteStore(SQLiteTables):
         try:
             connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             if create_schema:
+                self._prepare(connection)
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """Switches the file to WAL and creates the schema. While another connection is
+        switching a new file to WAL, SQLite can report it locked without waiting for the busy
+        timeout; so this retries, for up to that timeout, before giving up."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
                 mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise StoreUnavailable(
@@ -98,11 +114,14 @@ class SQLiteStore(SQLiteTables):
                         "the store needs WAL for a reader beside its writer"
                     )
                 ensure_schema(connection, self.path)
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                time.sleep(delay)  # on the worker thread, never the event loop
+                delay = min(delay * 2, 0.1)
 
     async def _workers(self) -> tuple[SQLiteWorker, SQLiteWorker]:
         if self._writer is None or self._reader is None:
