@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -62,3 +63,42 @@ class TallyBehavior(ea.EventSourcedBehavior[Tally]):
 def tally_behavior() -> type[TallyBehavior]:
     """A fresh subclass with its own probe, so tests never share counters."""
     return type("Tally", (TallyBehavior,), {"probe": Probe()})
+
+
+# -- following the log: helpers for projection and subscription tests ---------------------
+
+OpenStore = Callable[[], ea.Store]
+Envelopes = list[ea.EventEnvelope]
+
+
+def memory() -> OpenStore:
+    """One MemoryStore, handed out again on every call: 'another store on the same data'."""
+    store = ea.MemoryStore()
+    return lambda: store
+
+
+async def add_events(
+    engine: ea.Engine, count: int, *, start: int = 0, entities: tuple[str, ...] = ("a", "b", "c")
+) -> None:
+    """Sends Add(start) .. Add(start + count - 1) round-robin over `entities`: each entity's
+    commands one after the other, the entities concurrently."""
+
+    async def one(entity: str, numbers: range) -> None:
+        for n in numbers:
+            await engine.send("tally", entity, Add(n))
+
+    await asyncio.gather(
+        *(
+            one(entity, range(start + index, start + count, len(entities)))
+            for index, entity in enumerate(entities)
+        )
+    )
+
+
+async def read_log(store: ea.Store) -> Envelopes:
+    return await store.read_all(0, 100_000)
+
+
+def keys(envelopes: Iterable[ea.EventEnvelope]) -> list[tuple[int, str]]:
+    """What identifies each delivery: its global position and event id."""
+    return [(envelope.global_position, envelope.event_id) for envelope in envelopes]

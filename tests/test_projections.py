@@ -19,7 +19,17 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from behaviors_for_tests import Add, Tally, tally_behavior
+from behaviors_for_tests import (
+    Add,
+    Envelopes,
+    OpenStore,
+    Tally,
+    add_events,
+    keys,
+    memory,
+    read_log,
+    tally_behavior,
+)
 from eventactors_examples.bank.domain import AccountBehavior, Deposit, Open, Withdraw
 from postgres_support import DSN
 from waits import wait_until
@@ -28,8 +38,6 @@ import eventactors as ea
 
 pytestmark = pytest.mark.timeout(60)
 
-OpenStore = Callable[[], ea.Store]
-Envelopes = list[ea.EventEnvelope]
 RUNNING = ea.ProjectionState.RUNNING
 STOPPED = ea.ProjectionState.STOPPED
 FAILED = ea.ProjectionState.FAILED
@@ -69,45 +77,12 @@ class TaggedBehavior(ea.EventSourcedBehavior[Tally]):
 # -- helpers ------------------------------------------------------------------------------
 
 
-def memory() -> OpenStore:
-    """One MemoryStore, handed out again on every call, as a database file would be."""
-    store = ea.MemoryStore()
-    return lambda: store
-
-
 def new_engine(store: ea.Store) -> ea.Engine:
     engine = ea.Engine(store)
     engine.register("tally", tally_behavior())
     engine.register("account", AccountBehavior)
     engine.register("tagged", TaggedBehavior)
     return engine
-
-
-async def add_events(
-    engine: ea.Engine, count: int, *, start: int = 0, entities: tuple[str, ...] = ("a", "b", "c")
-) -> None:
-    """Sends Add(start) .. Add(start + count - 1) round-robin over `entities`: each entity's
-    commands one after the other, the entities concurrently."""
-
-    async def one(entity: str, numbers: range) -> None:
-        for n in numbers:
-            await engine.send("tally", entity, Add(n))
-
-    await asyncio.gather(
-        *(
-            one(entity, range(start + index, start + count, len(entities)))
-            for index, entity in enumerate(entities)
-        )
-    )
-
-
-async def read_log(store: ea.Store) -> Envelopes:
-    return await store.read_all(0, 100_000)
-
-
-def keys(envelopes: Iterable[ea.EventEnvelope]) -> list[tuple[int, str]]:
-    """What identifies each delivery: its global position and event id."""
-    return [(envelope.global_position, envelope.event_id) for envelope in envelopes]
 
 
 def numbers(envelopes: Iterable[ea.EventEnvelope]) -> list[int]:

@@ -4,55 +4,28 @@ MemoryStore and both durable stores where the store is involved."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
 
 import pytest
-from behaviors_for_tests import Add, tally_behavior
+from behaviors_for_tests import (
+    Envelopes,
+    OpenStore,
+    add_events,
+    keys,
+    memory,
+    read_log,
+    tally_behavior,
+)
 from waits import wait_until
 
 import eventactors as ea
 
 pytestmark = pytest.mark.timeout(60)
 
-OpenStore = Callable[[], ea.Store]
-Envelopes = list[ea.EventEnvelope]
-
-
-def memory() -> OpenStore:
-    store = ea.MemoryStore()
-    return lambda: store
-
 
 def new_engine(store: ea.Store) -> ea.Engine:
     engine = ea.Engine(store)
     engine.register("tally", tally_behavior())
     return engine
-
-
-async def add_events(
-    engine: ea.Engine, count: int, *, start: int = 0, entities: tuple[str, ...] = ("a", "b", "c")
-) -> None:
-    """Sends Add(start) .. Add(start + count - 1) round-robin over `entities`: each entity's
-    commands one after the other, the entities concurrently."""
-
-    async def one(entity: str, numbers: range) -> None:
-        for n in numbers:
-            await engine.send("tally", entity, Add(n))
-
-    await asyncio.gather(
-        *(
-            one(entity, range(start + index, start + count, len(entities)))
-            for index, entity in enumerate(entities)
-        )
-    )
-
-
-async def read_log(store: ea.Store) -> Envelopes:
-    return await store.read_all(0, 100_000)
-
-
-def keys(envelopes: Iterable[ea.EventEnvelope]) -> list[tuple[int, str]]:
-    return [(envelope.global_position, envelope.event_id) for envelope in envelopes]
 
 
 async def take(subscription: ea.Subscription, count: int, timeout: float = 10.0) -> Envelopes:
