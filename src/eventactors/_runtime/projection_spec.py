@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..projections import FailurePolicy, fail
-from ..stores._notify import check_filter
+from ..stores._common import check_filter
 from ..stores.protocols import OffsetStore, Store, TransactionalOffsetStore
 from .projection_runner import ProjectionSpec
 

@@ -130,3 +130,28 @@ def payload_text(record: EventRecord) -> str:
             f"payload of {record.event_type!r} for stream {record.persistence_id!r} "
             "is not UTF-8 text, but the serializer produces text"
         ) from exc
+
+
+def check_filter(values: Sequence[str] | None, name: str) -> tuple[str, ...] | None:
+    """A filter is None (everything) or a non-empty collection of strings."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a collection of strings, not a single string")
+    selected = tuple(values)
+    if not selected or not all(isinstance(value, str) for value in selected):
+        raise ValueError(f"{name} must be a non-empty collection of strings, got {values!r}")
+    return selected
+
+
+def matches(
+    envelope: EventEnvelope,
+    entity_types: tuple[str, ...] | None,
+    event_types: tuple[str, ...] | None,
+    tags: tuple[str, ...] | None,
+) -> bool:
+    return (
+        (entity_types is None or envelope.entity_type in entity_types)
+        and (event_types is None or envelope.event_type in event_types)
+        and (tags is None or any(tag in envelope.tags for tag in tags))
+    )

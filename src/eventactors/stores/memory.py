@@ -15,6 +15,7 @@ from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_filter,
     check_position,
     check_range,
     check_state_record,
@@ -24,8 +25,9 @@ from ._common import (
     decode_state,
     encode_state,
     envelope_from_record,
+    matches,
 )
-from ._notify import AppendSignal, check_filter, matches
+from ._notify import AppendSignal
 
 
 class MemoryStore:

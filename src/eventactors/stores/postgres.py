@@ -30,12 +30,12 @@ from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_filter,
     check_range,
     check_stream_position,
     decode_event,
     envelope_from_record,
 )
-from ._notify import check_filter
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
 from ._postgres_rows import as_bytes, describe, event_row, metadata_decoder

@@ -21,12 +21,13 @@ from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_filter,
     check_range,
     check_stream_position,
     decode_event,
     envelope_from_record,
 )
-from ._notify import AppendSignal, check_filter
+from ._notify import AppendSignal
 from ._sqlite_rows import envelope_from_row, event_row
 from ._sqlite_schema import ensure_schema
 from ._sqlite_tables import SQLiteTables
