@@ -14,15 +14,17 @@ from ._common import payload_text
 
 _tags_decoder = msgspec.json.Decoder(tuple[str, ...])
 _metadata_decoder = msgspec.json.Decoder(dict[str, str])
+_encoder = msgspec.json.Encoder()
 
 
 def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
     payload: bytes | str = payload_text(record) if text else record.payload
+    tags, metadata = record.tags, record.metadata
     return (
         record.event_id, record.persistence_id, record.entity_type, record.entity_id,
         record.sequence_number, record.event_type, payload, format_timestamp(record.timestamp),
-        msgspec.json.encode(list(record.tags)).decode(),
-        msgspec.json.encode(dict(record.metadata)).decode(),
+        _encoder.encode(list(tags)).decode() if tags else "[]",
+        _encoder.encode(dict(metadata)).decode() if metadata else "{}",
         record.command_id, record.correlation_id,
     )  # fmt: skip
 
@@ -60,6 +62,8 @@ def envelope_from_row(
 
 
 def format_timestamp(value: datetime) -> str:
+    if value.tzinfo is UTC:
+        return value.isoformat()
     if value.tzinfo is None:
         raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
     return value.astimezone(UTC).isoformat()

@@ -1,8 +1,10 @@
 """One thread per SQLite connection, fed by a queue: each connection has a single owner.
 
-The writer variant is the group commit: it takes every job waiting in its queue, runs them in
-one transaction with a savepoint around each (so one job's failure does not fail the others),
-commits once, and only then answers all of them. A reply therefore means the write is durable.
+The writer variant is the group commit: it takes every job waiting in its queue (within the
+limits of `group_commit`), runs them in one transaction with a savepoint around each (so one
+job's failure does not fail the others), commits once, and only then answers all of them. A
+reply therefore means the write is durable. The event loop keeps queueing while the writer
+commits, so the next batch fills during the last one's fsync.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import ConcurrencyError, EventActorsError, StoreUnavailable
+from .group_commit import DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES, WriteCounter
 
 T = TypeVar("T")
-Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+# (function, its future, the future's loop, payload bytes, events appended or -1 if no append)
+Job = tuple[
+    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, int, int
+]
 Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 _STOP = object()
@@ -34,23 +41,33 @@ class SQLiteWorker:
         connect: Callable[[], sqlite3.Connection],
         *,
         transactional: bool,
-        max_batch: int = 1000,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        flush_window: float = 0.0,
     ) -> None:
         self.database = database
         self._connect = connect
         self._transactional = transactional
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
+        self._flush_window = flush_window
         self._jobs: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        self._carried: Job | None = None  # taken from the queue, but it did not fit the batch
         self._connection: sqlite3.Connection | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
         self.batches = 0
         self.jobs_done = 0
+        self.appends = WriteCounter()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
-    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def submit(
+        self, job: Callable[[sqlite3.Connection], T], *, size: int = 0, events: int = -1
+    ) -> T:
+        """Queues `job`; `size` (payload bytes) and `events` (appended, or -1 when the job is
+        not an append) feed the batch limits and the write statistics."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((job, future, loop))
+        self._jobs.put((job, future, loop, size, events))
         return await future
 
     async def stop(self) -> None:
@@ -59,21 +76,12 @@ class SQLiteWorker:
 
     def _run(self) -> None:
         while True:
-            first = self._jobs.get()
+            first = self._carried or self._jobs.get()
+            self._carried = None
             if first is _STOP:
                 break
             batch: list[Job] = [first]  # type: ignore[list-item]
-            stop_after = False
-            if self._transactional:
-                while len(batch) < self._max_batch:
-                    try:
-                        item = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop_after = True
-                        break
-                    batch.append(item)  # type: ignore[arg-type]
+            stop_after = self._transactional and self._gather(batch)
             outcomes = self._execute(batch)
             self.batches += 1
             self.jobs_done += len(batch)
@@ -83,18 +91,41 @@ class SQLiteWorker:
         if self._connection is not None:
             self._connection.close()
 
+    def _gather(self, batch: list[Job]) -> bool:
+        """Adds queued jobs to `batch` within the limits, waiting up to the flush window for
+        them; True when the stop signal was met."""
+        size = batch[0][3]
+        deadline = time.monotonic() + self._flush_window if self._flush_window else 0.0
+        while len(batch) < self._max_batch:
+            try:
+                if deadline:
+                    item = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    item = self._jobs.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            job: Job = item  # type: ignore[assignment]
+            size += job[3]
+            if size > self._max_batch_bytes:
+                self._carried = job
+                return False
+            batch.append(job)
+        return False
+
     def _execute(self, batch: list[Job]) -> list[Outcome]:
         try:
             connection = self._open()
         except Exception as exc:
             error = translate_error(exc, self.database)
-            return [(future, False, error) for _, future, _ in batch]
+            return [(future, False, error) for _, future, *_ in batch]
         if not self._transactional:
-            return [_call(job, future, connection, self.database) for job, future, _ in batch]
+            return [_call(job, future, connection, self.database) for job, future, *_ in batch]
         outcomes: list[Outcome] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for job, future, _ in batch:
+            for job, future, *_ in batch:
                 connection.execute("SAVEPOINT job")
                 outcome = _call(job, future, connection, self.database)
                 if not outcome[1]:
@@ -102,11 +133,13 @@ class SQLiteWorker:
                 connection.execute("RELEASE job")
                 outcomes.append(outcome)
             connection.execute("COMMIT")
+            appended = [job[4] for job in batch if job[4] >= 0]
+            self.appends.count(len(appended), sum(appended))
         except Exception as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             error = translate_error(exc, self.database)
-            return [(future, False, error) for _, future, _ in batch]
+            return [(future, False, error) for _, future, *_ in batch]
         return outcomes
 
     def _open(self) -> sqlite3.Connection:

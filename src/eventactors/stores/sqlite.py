@@ -32,6 +32,12 @@ from ._sqlite_rows import envelope_from_row, event_row
 from ._sqlite_schema import ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
+from .group_commit import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BATCH_BYTES,
+    WriteStatistics,
+    check_batch_limits,
+)
 
 T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -45,6 +51,14 @@ _INSERT_EVENT = (
     "event_type, payload, timestamp, tags, metadata, command_id, correlation_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_CREATE_STREAM = (
+    "INSERT INTO ea_streams (persistence_id, entity_type, highest_sequence) VALUES (?, ?, ?) "
+    "ON CONFLICT (persistence_id) DO UPDATE SET highest_sequence = excluded.highest_sequence "
+    "WHERE highest_sequence = 0"
+)
+_ADVANCE_STREAM = (
+    "UPDATE ea_streams SET highest_sequence = ? WHERE persistence_id = ? AND highest_sequence = ?"
+)
 
 
 class SQLiteStore(SQLiteTables):
@@ -52,7 +66,8 @@ class SQLiteStore(SQLiteTables):
 
     `synchronous="FULL"` (the default) makes every acknowledged write survive power loss;
     `"NORMAL"` keeps the database consistent but may lose the last commits on power loss
-    (not on a process crash), for several times the write rate.
+    (not on a process crash), for a higher write rate. `max_batch`, `max_batch_bytes` and
+    `flush_window` bound the group commit (see `eventactors.stores.group_commit`).
     """
 
     def __init__(
@@ -62,11 +77,14 @@ class SQLiteStore(SQLiteTables):
         serializer: Serializer | None = None,
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
-        max_batch: int = 1000,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        flush_window: float = 0.0,
         poll_interval: float = 1.0,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+        check_batch_limits(max_batch, max_batch_bytes, flush_window)
         self.path = str(path)
         if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
             raise ValueError(
@@ -76,7 +94,7 @@ class SQLiteStore(SQLiteTables):
         self.serializer: Serializer = serializer or JsonSerializer()
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout * 1000)
-        self._max_batch = max_batch
+        self._batch_limits = (max_batch, max_batch_bytes, float(flush_window))
         self._writer: SQLiteWorker | None = None
         self._reader: SQLiteWorker | None = None
         self._opening = asyncio.Lock()
@@ -133,7 +151,9 @@ class SQLiteStore(SQLiteTables):
                         self.path,
                         lambda: self._connect(create_schema=True),
                         transactional=True,
-                        max_batch=self._max_batch,
+                        max_batch=self._batch_limits[0],
+                        max_batch_bytes=self._batch_limits[1],
+                        flush_window=self._batch_limits[2],
                     )
                     try:
                         await writer.submit(lambda connection: None)  # schema exists after this
@@ -149,13 +169,20 @@ class SQLiteStore(SQLiteTables):
                     self._writer = writer
         return self._writer, self._reader
 
-    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, job: Callable[[sqlite3.Connection], T], *, size: int = 0, events: int = -1
+    ) -> T:
         writer, _ = await self._workers()
-        return await writer.submit(job)
+        return await writer.submit(job, size=size, events=events)
 
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
         _, reader = await self._workers()
         return await reader.submit(job)
+
+    def write_statistics(self) -> WriteStatistics:
+        """Transactions, appends and events written by this store object's current writer."""
+        writer = self._writer
+        return writer.appends.snapshot() if writer is not None else WriteStatistics()
 
     async def close(self) -> None:
         """Waits for queued writes, then closes both connections; a later call reopens."""
@@ -181,31 +208,40 @@ class SQLiteStore(SQLiteTables):
         records = list(records)
         text = self.serializer.is_text
         rows = [event_row(record, text) for record in records]
+        entity_type = records[0].entity_type if records else ""
+        last = records[-1].sequence_number if records else expected_sequence_number
 
         def write(connection: sqlite3.Connection) -> list[EventEnvelope]:
-            row = connection.execute(
-                "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?",
-                (persistence_id,),
-            ).fetchone()
-            highest = row[0] if row else 0
-            check_stream_position(persistence_id, highest, expected_sequence_number)
             if not rows:
+                check_stream_position(
+                    persistence_id, _highest(connection, persistence_id), expected_sequence_number
+                )
                 return []
-            connection.executemany(_INSERT_EVENT, rows)
-            last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-            connection.execute(
-                "INSERT INTO ea_streams (persistence_id, entity_type, highest_sequence) "
-                "VALUES (?, ?, ?) ON CONFLICT (persistence_id) "
-                "DO UPDATE SET highest_sequence = excluded.highest_sequence",
-                (persistence_id, records[0].entity_type, records[-1].sequence_number),
-            )
-            first = last - len(rows) + 1
+            # One statement checks the expectation and moves the stream on; no change means
+            # someone else got there first (or the caller is ahead of the stream).
+            if expected_sequence_number == 0:
+                cursor = connection.execute(_CREATE_STREAM, (persistence_id, entity_type, last))
+            else:
+                cursor = connection.execute(
+                    _ADVANCE_STREAM, (last, persistence_id, expected_sequence_number)
+                )
+            if cursor.rowcount != 1:
+                check_stream_position(
+                    persistence_id, _highest(connection, persistence_id), expected_sequence_number
+                )
+            if len(rows) == 1:
+                first = connection.execute(_INSERT_EVENT, rows[0]).lastrowid
+            else:
+                connection.executemany(_INSERT_EVENT, rows)
+                first = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+                first -= len(rows) - 1
             return [
                 envelope_from_record(record, first + index, self)
                 for index, record in enumerate(records)
             ]
 
-        envelopes = await self._write(write)
+        size = sum(len(record.payload) for record in records)
+        envelopes = await self._write(write, size=size, events=len(rows))
         if envelopes:
             self._signal.notify()
         return envelopes
@@ -234,14 +270,7 @@ class SQLiteStore(SQLiteTables):
         )
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
-        def query(connection: sqlite3.Connection) -> int:
-            row = connection.execute(
-                "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?",
-                (persistence_id,),
-            ).fetchone()
-            return int(row[0]) if row else 0
-
-        return await self._read(query)
+        return await self._read(lambda connection: _highest(connection, persistence_id))
 
     async def read_all(
         self,
@@ -309,3 +338,10 @@ class SQLiteStore(SQLiteTables):
 
     def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
         return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+
+
+def _highest(connection: sqlite3.Connection, persistence_id: str) -> int:
+    row = connection.execute(
+        "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?", (persistence_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
