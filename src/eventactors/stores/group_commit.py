@@ -54,4 +54,6 @@ def check_batch_limits(max_batch: object, max_batch_bytes: object, flush_window:
         or not isinstance(flush_window, int | float)
         or not 0 <= flush_window <= 10
     ):
-        raise ValueError(f"flush_window must be a number of seconds from 0 to 10, got {flush_window!r}")
+        raise ValueError(
+            f"flush_window must be a number of seconds from 0 to 10, got {flush_window!r}"
+        )

@@ -8,12 +8,10 @@ its locks, so the next writer can only draw higher positions after every lower o
 positions become visible in increasing order, and a reader following `read_all` never skips.
 Rolled-back transactions leave holes in the numbering, never an event out of order.
 
-The lock is taken after the stream check and only around drawing positions, inserting and
-notifying, so its hold time is one insert plus the commit. Every append locks its stream's row
-(creating it for a new stream) before the advisory lock and touches no other stream after it,
-so the two locks are always taken in the same order and cannot deadlock. A batched writer
-(group commit, planned) would lock all its streams' rows first, then take the advisory lock
-once for the whole batch.
+Appends are group-committed: while one transaction is written, appends from other entities
+queue, and the next transaction carries all of them (`_postgres_append` has the details). The
+lock is taken after the stream checks and only around drawing positions, inserting and
+notifying, so its hold time is one batch's insert plus the commit.
 
 Each commit also sends NOTIFY on the schema's channel with the highest position it wrote;
 `wait_for_events` uses it (with a slow poll as the fallback) to wake readers at once.
@@ -24,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from asyncpg import Connection, Record
+from asyncpg import Record
 
 from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
@@ -32,23 +30,25 @@ from ._common import (
     check_append,
     check_filter,
     check_range,
-    check_stream_position,
     decode_event,
-    envelope_from_record,
 )
+from ._group_queue import GroupCommitQueue
+from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import as_bytes, describe, event_row, metadata_decoder
+from ._postgres_rows import as_bytes, describe, metadata_decoder
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
+from .group_commit import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BATCH_BYTES,
+    WriteStatistics,
+    check_batch_limits,
+)
 
 T = TypeVar("T")
 
-_EVENT_COLUMNS = (
-    "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
-    "event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id, "
-    "correlation_id"
-)
+_EVENT_COLUMNS = EVENT_COLUMNS
 
 
 class PostgresStore(PostgresTables):
@@ -56,6 +56,8 @@ class PostgresStore(PostgresTables):
 
     `connect_timeout` bounds every attempt to reach the server, so a wrong address fails with
     `StoreUnavailable` instead of hanging; `command_timeout` bounds each statement.
+    `max_batch`, `max_batch_bytes` and `flush_window` bound the group commit (see
+    `eventactors.stores.group_commit`).
     """
 
     def __init__(
@@ -69,7 +71,11 @@ class PostgresStore(PostgresTables):
         connect_timeout: float = 10.0,
         command_timeout: float | None = 60.0,
         poll_interval: float = 1.0,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        flush_window: float = 0.0,
     ) -> None:
+        check_batch_limits(max_batch, max_batch_bytes, flush_window)
         self.dsn = dsn
         self.schema = check_schema_name(schema)
         self.serializer: Serializer = serializer or JsonSerializer()
@@ -90,12 +96,21 @@ class PostgresStore(PostgresTables):
         self._table = {name: f'"{schema}".ea_{name}' for name in (
             "events", "streams", "snapshots", "durable_state", "offsets", "global_position",
         )}  # fmt: skip
+        appender = PostgresAppender(self._db, self._table, self._append_lock, self._channel, self)
+        self._appends = GroupCommitQueue(
+            appender.write_batch,
+            max_batch=max_batch,
+            max_batch_bytes=max_batch_bytes,
+            flush_window=float(flush_window),
+        )
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where})"
 
     async def close(self) -> None:
-        """Closes the pool and the listener; a later call reconnects."""
+        """Writes the appends still queued, then closes the pool and the listener; a later
+        call reconnects."""
+        await self._appends.drain()
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
@@ -119,50 +134,16 @@ class PostgresStore(PostgresTables):
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
         records = list(records)
-        text = self.serializer.is_text
-        table = self._table
+        result: list[EventEnvelope] = await self._appends.submit(
+            AppendRequest(persistence_id, records, expected_sequence_number),
+            size=sum(len(record.payload) for record in records),
+            events=len(records),
+        )
+        return result
 
-        async def write(connection: Connection) -> list[EventEnvelope]:
-            if records:
-                # Lock the stream's row, creating it if the stream is new, so that the check
-                # below holds until commit even for a first append or a fully deleted stream.
-                # Stream row first, advisory lock second, in every append: no deadlock.
-                await connection.execute(
-                    f"INSERT INTO {table['streams']} (persistence_id, entity_type, "
-                    "highest_sequence) VALUES ($1, $2, 0) ON CONFLICT (persistence_id) DO NOTHING",
-                    persistence_id,
-                    records[0].entity_type,
-                )
-            highest = await connection.fetchval(
-                f"SELECT highest_sequence FROM {table['streams']} "
-                "WHERE persistence_id = $1 FOR UPDATE",
-                persistence_id,
-            )
-            check_stream_position(persistence_id, highest or 0, expected_sequence_number)
-            if not records:
-                return []
-            # From here to commit, this transaction alone draws global positions.
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", self._append_lock)
-            last = await connection.fetchval(
-                f"SELECT setval('{table['global_position']}', "
-                f"nextval('{table['global_position']}') + $1 - 1)",
-                len(records),
-            )
-            first = last - len(records) + 1
-            await connection.executemany(
-                f"INSERT INTO {table['events']} ({_EVENT_COLUMNS}) VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                [event_row(first + i, record, text) for i, record in enumerate(records)],
-            )
-            await connection.execute(
-                f"UPDATE {table['streams']} SET highest_sequence = $2 WHERE persistence_id = $1",
-                persistence_id,
-                records[-1].sequence_number,
-            )
-            await connection.execute("SELECT pg_notify($1, $2)", self._channel, str(last))
-            return [envelope_from_record(r, first + i, self) for i, r in enumerate(records)]
-
-        return await self._db.run(write, write=True)
+    def write_statistics(self) -> WriteStatistics:
+        """Transactions, appends and events this store object has written."""
+        return self._appends.counter.snapshot()
 
     async def read_stream(
         self,

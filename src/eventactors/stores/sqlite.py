@@ -230,7 +230,7 @@ class SQLiteStore(SQLiteTables):
                     persistence_id, _highest(connection, persistence_id), expected_sequence_number
                 )
             if len(rows) == 1:
-                first = connection.execute(_INSERT_EVENT, rows[0]).lastrowid
+                first: int = connection.execute(_INSERT_EVENT, rows[0]).lastrowid or 0
             else:
                 connection.executemany(_INSERT_EVENT, rows)
                 first = connection.execute("SELECT last_insert_rowid()").fetchone()[0]

@@ -1,0 +1,158 @@
+"""Appending to PostgreSQL: many entities' appends in one transaction, gap-free.
+
+A batch first locks the rows of all its streams, in sorted order (creating the rows of new
+streams), and checks each append's expectation against them in arrival order; an append that
+expected another sequence gets its own `ConcurrencyError` and leaves the batch. Only then does
+it take the schema's advisory lock, draw one range of global positions for every remaining
+event, insert them and move the streams on, and notify listeners. Row locks always come before
+the advisory lock and in one order, so batches from several processes cannot deadlock.
+
+If the database refuses the batch's rows (say, a payload that is not valid JSON), the batch is
+rolled back and its appends are written one transaction each, so that only the bad one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg import Connection
+
+from ..errors import EventActorsError, StoreUnavailable
+from ..records import EventEnvelope, EventRecord
+from ._common import check_stream_position, envelope_from_record
+from ._group_queue import Pending
+from ._postgres_connections import PostgresConnections
+from ._postgres_rows import event_row
+
+EVENT_COLUMNS = (
+    "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
+    "event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id, "
+    "correlation_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    persistence_id: str
+    records: list[EventRecord]
+    expected: int
+
+
+class PostgresAppender:
+    """Writes batches of appends for one store (its schema, lock key and channel)."""
+
+    def __init__(
+        self,
+        db: PostgresConnections,
+        tables: dict[str, str],
+        lock: int,
+        channel: str,
+        store: Any,
+    ) -> None:
+        self._db = db
+        self._events = tables["events"]
+        self._streams = tables["streams"]
+        self._positions = tables["global_position"]
+        self._lock = lock
+        self._channel = channel
+        self._store = store  # decodes the envelopes it returns
+        self._insert = (
+            f"INSERT INTO {self._events} ({EVENT_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )
+
+    async def write_batch(self, batch: Sequence[Pending]) -> list[Any]:
+        requests: list[AppendRequest] = [pending.request for pending in batch]
+        try:
+            return await self._db.run(lambda c: self._write(c, requests), write=True)
+        except (EventActorsError, asyncpg.PostgresError) as exc:
+            if len(requests) == 1 or isinstance(exc, StoreUnavailable):
+                raise
+        # The database refused something in the batch: one transaction per append finds it.
+        outcomes: list[Any] = []
+        for request in requests:
+            try:
+                outcomes.extend(await self._write_alone(request))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _write_alone(self, request: AppendRequest) -> list[Any]:
+        return await self._db.run(lambda c: self._write(c, [request]), write=True)
+
+    async def _write(self, connection: Connection, requests: list[AppendRequest]) -> list[Any]:
+        text = self._store.serializer.is_text
+        highest = await self._lock_streams(connection, requests)
+        outcomes: list[Any] = []
+        accepted: list[tuple[int, AppendRequest]] = []
+        for index, request in enumerate(requests):
+            current = highest[request.persistence_id]
+            try:
+                check_stream_position(request.persistence_id, current, request.expected)
+            except EventActorsError as conflict:
+                outcomes.append(conflict)
+                continue
+            outcomes.append([])
+            if request.records:
+                highest[request.persistence_id] = request.records[-1].sequence_number
+                accepted.append((index, request))
+        count = sum(len(request.records) for _, request in accepted)
+        if not count:
+            return outcomes
+        # From here to commit, this transaction alone draws global positions.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
+        last = await connection.fetchval(
+            f"SELECT setval('{self._positions}', nextval('{self._positions}') + $1 - 1)", count
+        )
+        position = last - count + 1
+        rows = []
+        for index, request in accepted:
+            envelopes: list[EventEnvelope] = []
+            for record in request.records:
+                rows.append(event_row(position, record, text))
+                envelopes.append(envelope_from_record(record, position, self._store))
+                position += 1
+            outcomes[index] = envelopes
+        await connection.executemany(self._insert, rows)
+        moved = {request.persistence_id: highest[request.persistence_id] for _, request in accepted}
+        await connection.execute(
+            f"UPDATE {self._streams} AS s SET highest_sequence = u.highest "
+            "FROM unnest($1::text[], $2::bigint[]) AS u(persistence_id, highest) "
+            "WHERE s.persistence_id = u.persistence_id",
+            list(moved),
+            list(moved.values()),
+        )
+        await connection.execute("SELECT pg_notify($1, $2)", self._channel, str(last))
+        return outcomes
+
+    async def _lock_streams(
+        self, connection: Connection, requests: list[AppendRequest]
+    ) -> dict[str, int]:
+        """Locks every stream row of the batch (creating new ones) in sorted order, so that
+        each check holds until commit; returns each stream's highest sequence number."""
+        entity_types = {
+            request.persistence_id: request.records[0].entity_type
+            for request in requests
+            if request.records
+        }
+        if entity_types:
+            names = sorted(entity_types)
+            await connection.execute(
+                f"INSERT INTO {self._streams} (persistence_id, entity_type, highest_sequence) "
+                "SELECT persistence_id, entity_type, 0 FROM unnest($1::text[], $2::text[]) "
+                "AS u(persistence_id, entity_type) ORDER BY persistence_id "
+                "ON CONFLICT (persistence_id) DO NOTHING",
+                names,
+                [entity_types[name] for name in names],
+            )
+        rows = await connection.fetch(
+            f"SELECT persistence_id, highest_sequence FROM {self._streams} "
+            "WHERE persistence_id = ANY($1::text[]) ORDER BY persistence_id FOR UPDATE",
+            sorted({request.persistence_id for request in requests}),
+        )
+        highest = {request.persistence_id: 0 for request in requests}
+        highest.update((row[0], row[1]) for row in rows)
+        return highest
