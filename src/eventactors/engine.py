@@ -253,7 +253,7 @@ class Engine:
         actor = self._entities.get(persistence_id)
         if actor is None:
             actor_class = DurableStateEntity if kind.is_durable_state else EventSourcedEntity
-            actor = actor_class(kind, entity_id, persistence_id)
+            actor = actor_class(kind, persistence_id)
             self._entities[persistence_id] = actor
         return actor
 

@@ -1,8 +1,10 @@
 """The entity actor: a mailbox that exists only while there is work, drained by one task.
 
-An idle entity holds its state and nothing else: no task, no queue. The first message creates
-the deque and a task that handles messages one at a time, in arrival order, awaiting each
-handler to the end before the next starts; when the deque is empty, both are dropped.
+An idle entity holds its state and nothing else: no task, no queue, no behavior instance. The
+first message creates the deque, the behavior and a task that handles messages one at a time,
+in arrival order, awaiting each handler to the end before the next starts; when the deque is
+empty, all three are dropped. (So a behavior keeps nothing between commands: what an entity
+remembers is its state.)
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ class EntityActor:
 
     __slots__ = (
         "behavior",
-        "entity_id",
         "kind",
         "last_active",
         "mailbox",
@@ -72,19 +73,21 @@ class EntityActor:
         "task",
     )
 
-    def __init__(self, kind: EntityKind, entity_id: str, persistence_id: str) -> None:
+    def __init__(self, kind: EntityKind, persistence_id: str) -> None:
         self.kind = kind
-        self.entity_id = entity_id
         self.persistence_id = persistence_id
-        behavior = kind.behavior_class()
-        behavior.entity_id = entity_id
-        self.behavior = behavior
+        self.behavior: Any = None  # only while the mailbox is being drained
         self.state: Any = None
         self.revision = 0
         self.recovered = False
         self.mailbox: deque[Message] | None = None
         self.task: asyncio.Task[None] | None = None
-        self.last_active = 0.0
+        self.last_active = 0.0  # kept only for kinds that passivate
+
+    @property
+    def entity_id(self) -> str:
+        # Derived, not stored: an idle entity should cost as little memory as possible.
+        return self.persistence_id[len(self.kind.name) + 1 :]
 
     @property
     def is_idle(self) -> bool:
@@ -105,6 +108,9 @@ class EntityActor:
     async def _drain(self) -> None:
         mailbox = self.mailbox
         assert mailbox is not None
+        behavior = self.kind.behavior_class()
+        behavior.entity_id = self.entity_id
+        self.behavior = behavior
         try:
             while mailbox:
                 message = mailbox.popleft()
@@ -114,12 +120,12 @@ class EntityActor:
         finally:
             self.mailbox = None
             self.task = None
-            loop = asyncio.get_running_loop()
-            self.last_active = loop.time()
+            self.behavior = None
             for message in mailbox:  # only left when the task was cancelled
                 if not message.future.done():
                     message.future.set_exception(abandoned(self.persistence_id, started=False))
             if self.kind.passivate_after is not None:
+                self.last_active = asyncio.get_running_loop().time()
                 self.kind.idle[self.persistence_id] = self
 
     async def _process(self, message: Message) -> None:
