@@ -36,6 +36,7 @@ from .records import StateRecord as StateRecord
 from .serialization import JsonSerializer as JsonSerializer
 from .serialization import ProtobufSerializer as ProtobufSerializer
 from .serialization import Serializer as Serializer
+from .stores.group_commit import WriteStatistics as WriteStatistics
 from .stores.locate import open_store as open_store
 from .stores.memory import MemoryStore as MemoryStore
 from .stores.protocols import EventStore as EventStore
@@ -97,6 +98,7 @@ __all__ = [
     "TransactionalOffsetStore",
     "UnknownCommand",
     "UnknownEntityType",
+    "WriteStatistics",
     "fail",
     "open_store",
     "retry",

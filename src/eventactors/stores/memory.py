@@ -28,6 +28,7 @@ from ._common import (
     matches,
 )
 from ._notify import AppendSignal
+from .group_commit import WriteCounter, WriteStatistics
 
 
 class MemoryStore:
@@ -43,6 +44,11 @@ class MemoryStore:
         self._states: dict[str, tuple[int, str, bytes, Any]] = {}
         self._offsets: dict[str, int] = {}
         self._signal = AppendSignal(self.head_position, poll_interval=None)
+        self._counter = WriteCounter()
+
+    def write_statistics(self) -> WriteStatistics:
+        """Every append is its own "transaction" here: there is nothing to group."""
+        return self._counter.snapshot()
 
     def decode_event(self, envelope: EventEnvelope) -> Any:
         return decode_event(self.serializer, envelope)
@@ -58,6 +64,7 @@ class MemoryStore:
         check_append(persistence_id, records, expected_sequence_number)
         highest = self._highest.get(persistence_id, 0)
         check_stream_position(persistence_id, highest, expected_sequence_number)
+        self._counter.count(1, len(records))
         if not records:
             return []
         stored = []
