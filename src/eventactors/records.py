@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 S = TypeVar("S")
 
 _UNSET: Any = object()
@@ -23,9 +25,12 @@ def split_persistence_id(persistence_id: str) -> tuple[str, str]:
     return entity_type, entity_id
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """An event in its stored form, as handed to `EventStore.append`."""
+class EventRecord(msgspec.Struct, frozen=True):
+    """An event in its stored form, as handed to `EventStore.append`.
+
+    A frozen msgspec Struct rather than a dataclass: one is built for every event written,
+    and a Struct is built about ten times faster.
+    """
 
     event_id: str
     persistence_id: str
@@ -36,7 +41,7 @@ class EventRecord:
     payload: bytes
     timestamp: datetime
     tags: tuple[str, ...] = ()
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = {}  # msgspec gives each record its own empty dict
     command_id: str = ""
     correlation_id: str = ""
     global_position: int | None = None
