@@ -61,6 +61,20 @@ def envelope_from_row(
         ) from exc
 
 
+def payload_row(row: tuple[Any, ...], persistence_id: str, path: str) -> tuple[int, str, bytes]:
+    """(sequence_number, event_type, payload) for recovery, refusing a corrupt row."""
+    sequence_number, event_type, payload = row
+    if type(sequence_number) is int and sequence_number >= 1 and type(event_type) is str:
+        if type(payload) is str:
+            return sequence_number, event_type, payload.encode("utf-8")
+        if type(payload) is bytes:
+            return sequence_number, event_type, payload
+    raise SerializationError(
+        f"corrupt event row in {path}: stream {persistence_id!r}, sequence "
+        f"{sequence_number!r}: event_type {event_type!r}, payload {type(payload).__name__}"
+    )
+
+
 def format_timestamp(value: datetime) -> str:
     if value.tzinfo is UTC:
         return value.isoformat()

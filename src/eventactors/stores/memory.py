@@ -99,6 +99,14 @@ class MemoryStore:
             end = min(end, start + limit)
         return stream[start:end] if start < end else []
 
+    async def read_stream_payloads(
+        self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
+    ) -> list[tuple[int, str, bytes]]:
+        return [
+            (envelope.sequence_number, envelope.event_type, envelope.payload)
+            for envelope in await self.read_stream(persistence_id, from_sequence, None, limit)
+        ]
+
     async def highest_sequence_number(self, persistence_id: str) -> int:
         return self._highest.get(persistence_id, 0)
 

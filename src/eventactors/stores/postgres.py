@@ -167,6 +167,25 @@ class PostgresStore(PostgresTables):
         )
         return [self._envelope(row) for row in rows]
 
+    async def read_stream_payloads(
+        self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
+    ) -> list[tuple[int, str, bytes]]:
+        check_range(from_sequence, None, limit)
+        rows = await self._db.run(
+            lambda connection: connection.fetch(
+                "SELECT sequence_number, event_type, "
+                "coalesce(convert_to(payload_json::text, 'UTF8'), payload_bytes) "
+                f"FROM {self._table['events']} "
+                "WHERE persistence_id = $1 AND sequence_number >= $2 "
+                "ORDER BY sequence_number LIMIT $3",
+                persistence_id,
+                from_sequence,
+                limit,
+            ),
+            write=False,
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def highest_sequence_number(self, persistence_id: str) -> int:
         highest = await self._db.run(
             lambda connection: connection.fetchval(

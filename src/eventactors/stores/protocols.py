@@ -35,6 +35,13 @@ class EventStore(Protocol):
         """Events with from_sequence <= sequence_number <= to_sequence, in order."""
         ...
 
+    async def read_stream_payloads(
+        self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
+    ) -> list[tuple[int, str, bytes]]:
+        """(sequence_number, event_type, payload) of the stream's events from `from_sequence`,
+        in order: what recovery needs, without building an envelope per event."""
+        ...
+
     async def highest_sequence_number(self, persistence_id: str) -> int:
         """0 for an unknown stream; never lowered by `delete_events_to`."""
         ...

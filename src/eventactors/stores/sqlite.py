@@ -28,7 +28,7 @@ from ._common import (
     envelope_from_record,
 )
 from ._notify import AppendSignal
-from ._sqlite_rows import envelope_from_row, event_row
+from ._sqlite_rows import envelope_from_row, event_row, payload_row
 from ._sqlite_schema import ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
@@ -268,6 +268,23 @@ class SQLiteStore(SQLiteTables):
                 )
             )
         )
+
+    async def read_stream_payloads(
+        self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
+    ) -> list[tuple[int, str, bytes]]:
+        check_range(from_sequence, None, limit)
+        path = self.path
+
+        def query(connection: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
+            rows = connection.execute(
+                "SELECT sequence_number, event_type, payload FROM ea_events "
+                "WHERE persistence_id = ? AND (sequence_number >= ? "
+                "OR typeof(sequence_number) != 'integer') ORDER BY sequence_number LIMIT ?",
+                (persistence_id, from_sequence, limit if limit is not None else -1),
+            ).fetchall()
+            return [payload_row(row, persistence_id, path) for row in rows]
+
+        return await self._read(query)
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
         return await self._read(lambda connection: _highest(connection, persistence_id))
