@@ -22,6 +22,7 @@ from .errors import SerializationError as SerializationError
 from .errors import StoreUnavailable as StoreUnavailable
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEntityType as UnknownEntityType
+from .errors import WriteRefused as WriteRefused
 from .projections import FailurePolicy as FailurePolicy
 from .projections import ProjectionState as ProjectionState
 from .projections import ProjectionStatus as ProjectionStatus
@@ -98,6 +99,7 @@ __all__ = [
     "TransactionalOffsetStore",
     "UnknownCommand",
     "UnknownEntityType",
+    "WriteRefused",
     "WriteStatistics",
     "fail",
     "open_store",

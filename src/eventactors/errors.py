@@ -64,5 +64,10 @@ class SerializationError(EventActorsError):
     """A value could not be encoded or decoded; the message names the type and the stream."""
 
 
+class WriteRefused(EventActorsError):
+    """The database refused a write on its own terms (a constraint or a trigger): nothing of
+    it was written, and the same write would be refused again, so it is not a conflict."""
+
+
 class StoreUnavailable(EventActorsError):
     """The store cannot be reached or is closed; the operation may succeed once it is back."""

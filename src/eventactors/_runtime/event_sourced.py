@@ -60,10 +60,9 @@ class EventSourcedEntity(EntityActor):
                         )
                     try:
                         event = decode(event_type, payload)
-                    except SerializationError as exc:
-                        raise SerializationError(
-                            f"{exc} (stream {self.persistence_id!r}, sequence {number})"
-                        ) from exc
+                    except SerializationError:
+                        await self._explain_undecodable(number)
+                        raise
                     state = handle_event(state, event)
                     sequence = number
                 if len(page) < REPLAY_PAGE:
@@ -78,6 +77,15 @@ class EventSourcedEntity(EntityActor):
                 f"{sequence} can be read: events were deleted that no snapshot covers"
             )
         self.state, self.revision = state, sequence
+
+    async def _explain_undecodable(self, sequence_number: int) -> None:
+        """Raises the store's own error for an event that does not decode: it names the
+        stream, the sequence and the global position."""
+        store = self.kind.store
+        for envelope in await store.read_stream(
+            self.persistence_id, sequence_number, sequence_number
+        ):
+            envelope.event  # noqa: B018 - decoding is the point
 
     async def _read_payloads(
         self, persistence_id: str, from_sequence: int, limit: int

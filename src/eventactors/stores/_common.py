@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConcurrencyError, SerializationError
+from ..errors import (
+    ConcurrencyError,
+    EventActorsError,
+    SerializationError,
+    StoreUnavailable,
+    WriteRefused,
+)
 from ..records import EventEnvelope, EventRecord, StateRecord
 from ..serialization import Serializer
 
@@ -35,6 +41,19 @@ def check_append(
             raise TypeError(
                 f"record payload must be bytes, got {type(record.payload).__qualname__}"
             )
+
+
+def naming_stream(error: EventActorsError, persistence_id: str) -> EventActorsError:
+    """`error`, reworded to name the stream if it does not already (a database's message
+    rarely does), so that a caller of a shared batch knows which append failed."""
+    if repr(persistence_id) in str(error) or type(error) not in _RENAMEABLE:
+        return error
+    renamed = type(error)(f"append to stream {persistence_id!r} failed: {error}")
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
+_RENAMEABLE = (ConcurrencyError, SerializationError, WriteRefused, StoreUnavailable)
 
 
 def check_range(from_sequence: int, to_sequence: int | None, limit: int | None) -> None:

@@ -14,8 +14,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from .group_commit import WriteCounter
-
 
 class Pending:
     """One queued append: what the writer needs, its size in bytes, and where the answer goes."""
@@ -43,7 +41,6 @@ class GroupCommitQueue:
         self._flush_window = flush_window
         self._queue: deque[Pending] = deque()
         self._flusher: asyncio.Task[None] | None = None
-        self.counter = WriteCounter()
 
     async def submit(self, request: Any, *, size: int, events: int) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -75,7 +72,6 @@ class GroupCommitQueue:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                self.counter.count(len(batch), sum(pending.events for pending in batch))
                 for pending, outcome in zip(batch, outcomes, strict=True):
                     if pending.future.done():
                         continue

@@ -26,6 +26,7 @@ from ._common import check_stream_position, envelope_from_record
 from ._group_queue import Pending
 from ._postgres_connections import PostgresConnections
 from ._postgres_rows import event_row
+from .group_commit import WriteCounter
 
 EVENT_COLUMNS = (
     "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
@@ -51,7 +52,9 @@ class PostgresAppender:
         lock: int,
         channel: str,
         store: Any,
+        counter: WriteCounter,
     ) -> None:
+        self._counter = counter
         self._db = db
         self._events = tables["events"]
         self._streams = tables["streams"]
@@ -67,21 +70,27 @@ class PostgresAppender:
     async def write_batch(self, batch: Sequence[Pending]) -> list[Any]:
         requests: list[AppendRequest] = [pending.request for pending in batch]
         try:
-            return await self._db.run(lambda c: self._write(c, requests), write=True)
+            return await self._write_counted(requests)
         except (EventActorsError, asyncpg.PostgresError) as exc:
             if len(requests) == 1 or isinstance(exc, StoreUnavailable):
+                self._counter.count(0, len(requests), 0)
                 raise
         # The database refused something in the batch: one transaction per append finds it.
         outcomes: list[Any] = []
         for request in requests:
             try:
-                outcomes.extend(await self._write_alone(request))
+                outcomes.extend(await self._write_counted([request]))
             except Exception as exc:
+                self._counter.count(0, 1, 0)
                 outcomes.append(exc)
         return outcomes
 
-    async def _write_alone(self, request: AppendRequest) -> list[Any]:
-        return await self._db.run(lambda c: self._write(c, [request]), write=True)
+    async def _write_counted(self, requests: list[AppendRequest]) -> list[Any]:
+        """Writes in one transaction and counts it once committed."""
+        outcomes = await self._db.run(lambda c: self._write(c, requests), write=True)
+        written = sum(len(outcome) for outcome in outcomes if isinstance(outcome, list))
+        self._counter.count(1, len(requests), written)
+        return outcomes
 
     async def _write(self, connection: Connection, requests: list[AppendRequest]) -> list[Any]:
         text = self._store.serializer.is_text

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..errors import ConcurrencyError, EventActorsError, SerializationError, StoreUnavailable
+from ..errors import (
+    ConcurrencyError,
+    EventActorsError,
+    SerializationError,
+    StoreUnavailable,
+    WriteRefused,
+)
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: the connection failed or was lost
@@ -27,6 +33,13 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
+# The database's own rules (constraints, triggers raising errors) refusing a write.
+_REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.RaiseError,
+)
+
+
 # Errors after which a connection must not be reused: its protocol state may be broken.
 CONNECTION_BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
@@ -46,6 +59,8 @@ def translate_error(exc: BaseException, where: str) -> BaseException:
         error = ConcurrencyError(f"conflicting write in {where}: {exc}")
     elif isinstance(exc, asyncpg.exceptions.UntranslatableCharacterError | asyncpg.DataError):
         error = SerializationError(f"{where} refused the data: {exc}")
+    elif isinstance(exc, _REFUSALS):
+        error = WriteRefused(f"{where} refused the write: {type(exc).__name__}: {exc}")
     elif isinstance(exc, _UNAVAILABLE):
         error = StoreUnavailable(f"{where} is unavailable: {type(exc).__name__}: {exc}")
     else:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import ConcurrencyError, EventActorsError, StoreUnavailable
+from ..errors import ConcurrencyError, EventActorsError, StoreUnavailable, WriteRefused
 from .group_commit import DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES, WriteCounter
 
 T = TypeVar("T")
@@ -44,6 +44,7 @@ class SQLiteWorker:
         max_batch: int = DEFAULT_MAX_BATCH,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         flush_window: float = 0.0,
+        counter: WriteCounter | None = None,
     ) -> None:
         self.database = database
         self._connect = connect
@@ -56,7 +57,7 @@ class SQLiteWorker:
         self._connection: sqlite3.Connection | None = None
         self.batches = 0
         self.jobs_done = 0
-        self.appends = WriteCounter()
+        self.appends = counter if counter is not None else WriteCounter()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -95,7 +96,8 @@ class SQLiteWorker:
         """Adds queued jobs to `batch` within the limits, waiting up to the flush window for
         them; True when the stop signal was met."""
         size = batch[0][3]
-        deadline = time.monotonic() + self._flush_window if self._flush_window else 0.0
+        wait = self._flush_window and batch[0][4] >= 0  # only appends wait for company
+        deadline = time.monotonic() + self._flush_window if wait else 0.0
         while len(batch) < self._max_batch:
             try:
                 if deadline:
@@ -133,14 +135,22 @@ class SQLiteWorker:
                 connection.execute("RELEASE job")
                 outcomes.append(outcome)
             connection.execute("COMMIT")
-            appended = [job[4] for job in batch if job[4] >= 0]
-            self.appends.count(len(appended), sum(appended))
         except Exception as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             error = translate_error(exc, self.database)
+            self._count(batch, [])
             return [(future, False, error) for _, future, *_ in batch]
+        self._count(batch, outcomes)
         return outcomes
+
+    def _count(self, batch: list[Job], committed: list[Outcome]) -> None:
+        """Appends are the jobs with an event count; events count only if written."""
+        appends = [(job[4], index) for index, job in enumerate(batch) if job[4] >= 0]
+        if not appends:
+            return
+        written = sum(events for events, index in appends if committed and committed[index][1])
+        self.appends.count(1 if committed else 0, len(appends), written)
 
     def _open(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -193,8 +203,10 @@ def translate_error(exc: Exception, database: str) -> Exception:
     """Maps sqlite3 errors onto the framework's: conflicts and an unusable database."""
     if isinstance(exc, EventActorsError) or not isinstance(exc, sqlite3.Error):
         return exc
-    if isinstance(exc, sqlite3.IntegrityError):
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc):
         error: Exception = ConcurrencyError(f"conflicting write: {exc}")
+    elif isinstance(exc, sqlite3.IntegrityError):  # a CHECK, NOT NULL or a trigger's RAISE
+        error = WriteRefused(f"SQLite {database} refused the write: {exc}")
     else:
         error = StoreUnavailable(f"SQLite {database}: {exc}")
     error.__cause__ = exc

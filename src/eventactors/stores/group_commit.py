@@ -16,8 +16,9 @@ DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class WriteStatistics:
-    """Cumulative counts since the store object was created: `appends / transactions` is the
-    average group-commit batch."""
+    """Cumulative counts since the store object was created: committed write transactions
+    that carried appends, appends handled (written or refused), and events written.
+    `appends / transactions` is the average group-commit batch."""
 
     transactions: int = 0
     appends: int = 0
@@ -34,11 +35,11 @@ class WriteCounter:
         self.appends = 0
         self.events = 0
 
-    def count(self, appends: int, events: int) -> None:
-        if appends:
-            self.transactions += 1
-            self.appends += appends
-            self.events += events
+    def count(self, transactions: int, appends: int, events: int) -> None:
+        """Committed transactions, appends handled (written or refused), events written."""
+        self.transactions += transactions
+        self.appends += appends
+        self.events += events
 
     def snapshot(self) -> WriteStatistics:
         return WriteStatistics(self.transactions, self.appends, self.events)

@@ -63,8 +63,11 @@ class MemoryStore:
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
         highest = self._highest.get(persistence_id, 0)
-        check_stream_position(persistence_id, highest, expected_sequence_number)
-        self._counter.count(1, len(records))
+        try:
+            check_stream_position(persistence_id, highest, expected_sequence_number)
+        finally:
+            self._counter.count(1, 1, 0)
+        self._counter.events += len(records)
         if not records:
             return []
         stored = []

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from asyncpg import Record
 
+from ..errors import EventActorsError
 from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -31,6 +32,7 @@ from ._common import (
     check_filter,
     check_range,
     decode_event,
+    naming_stream,
 )
 from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
@@ -42,6 +44,7 @@ from ._postgres_tables import PostgresTables
 from .group_commit import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BATCH_BYTES,
+    WriteCounter,
     WriteStatistics,
     check_batch_limits,
 )
@@ -96,7 +99,10 @@ class PostgresStore(PostgresTables):
         self._table = {name: f'"{schema}".ea_{name}' for name in (
             "events", "streams", "snapshots", "durable_state", "offsets", "global_position",
         )}  # fmt: skip
-        appender = PostgresAppender(self._db, self._table, self._append_lock, self._channel, self)
+        self._counter = WriteCounter()
+        appender = PostgresAppender(
+            self._db, self._table, self._append_lock, self._channel, self, self._counter
+        )
         self._appends = GroupCommitQueue(
             appender.write_batch,
             max_batch=max_batch,
@@ -134,16 +140,19 @@ class PostgresStore(PostgresTables):
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
         records = list(records)
-        result: list[EventEnvelope] = await self._appends.submit(
-            AppendRequest(persistence_id, records, expected_sequence_number),
-            size=sum(len(record.payload) for record in records),
-            events=len(records),
-        )
+        try:
+            result: list[EventEnvelope] = await self._appends.submit(
+                AppendRequest(persistence_id, records, expected_sequence_number),
+                size=sum(len(record.payload) for record in records),
+                events=len(records),
+            )
+        except EventActorsError as exc:
+            raise naming_stream(exc, persistence_id) from exc.__cause__
         return result
 
     def write_statistics(self) -> WriteStatistics:
         """Transactions, appends and events this store object has written."""
-        return self._appends.counter.snapshot()
+        return self._counter.snapshot()
 
     async def read_stream(
         self,

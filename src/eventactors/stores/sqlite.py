@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import StoreUnavailable
+from ..errors import EventActorsError, StoreUnavailable
 from ..records import EventEnvelope, EventRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -26,6 +26,7 @@ from ._common import (
     check_stream_position,
     decode_event,
     envelope_from_record,
+    naming_stream,
 )
 from ._notify import AppendSignal
 from ._sqlite_rows import envelope_from_row, event_row, payload_row
@@ -35,6 +36,7 @@ from ._sqlite_worker import SQLiteWorker
 from .group_commit import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BATCH_BYTES,
+    WriteCounter,
     WriteStatistics,
     check_batch_limits,
 )
@@ -95,6 +97,7 @@ class SQLiteStore(SQLiteTables):
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._batch_limits = (max_batch, max_batch_bytes, float(flush_window))
+        self._counter = WriteCounter()
         self._writer: SQLiteWorker | None = None
         self._reader: SQLiteWorker | None = None
         self._opening = asyncio.Lock()
@@ -154,6 +157,7 @@ class SQLiteStore(SQLiteTables):
                         max_batch=self._batch_limits[0],
                         max_batch_bytes=self._batch_limits[1],
                         flush_window=self._batch_limits[2],
+                        counter=self._counter,
                     )
                     try:
                         await writer.submit(lambda connection: None)  # schema exists after this
@@ -180,9 +184,8 @@ class SQLiteStore(SQLiteTables):
         return await reader.submit(job)
 
     def write_statistics(self) -> WriteStatistics:
-        """Transactions, appends and events written by this store object's current writer."""
-        writer = self._writer
-        return writer.appends.snapshot() if writer is not None else WriteStatistics()
+        """Transactions, appends and events this store object has written."""
+        return self._counter.snapshot()
 
     async def close(self) -> None:
         """Waits for queued writes, then closes both connections; a later call reopens."""
@@ -241,7 +244,10 @@ class SQLiteStore(SQLiteTables):
             ]
 
         size = sum(len(record.payload) for record in records)
-        envelopes = await self._write(write, size=size, events=len(rows))
+        try:
+            envelopes = await self._write(write, size=size, events=len(rows))
+        except EventActorsError as exc:
+            raise naming_stream(exc, persistence_id) from exc.__cause__
         if envelopes:
             self._signal.notify()
         return envelopes
