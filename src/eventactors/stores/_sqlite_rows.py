@@ -36,23 +36,34 @@ def envelope_from_row(
     (position, event_id, persistence_id, entity_type, entity_id, sequence_number, event_type,
      payload, timestamp, tags, metadata, command_id, correlation_id) = row  # fmt: skip
     try:
-        if isinstance(payload, str):
+        if type(payload) is str:
             payload = payload.encode("utf-8")
-        for name, value in (("event_id", event_id), ("persistence_id", persistence_id),
-                            ("entity_type", entity_type), ("entity_id", entity_id),
-                            ("event_type", event_type), ("command_id", command_id),
-                            ("correlation_id", correlation_id)):  # fmt: skip
-            if not isinstance(value, str):
-                raise TypeError(f"{name} is {type(value).__name__}, not text")
-        if not isinstance(sequence_number, int) or sequence_number < 1:
+        if not (
+            type(event_id)
+            is type(persistence_id)
+            is type(entity_type)
+            is type(entity_id)
+            is type(event_type)
+            is type(command_id)
+            is type(correlation_id)
+            is str
+        ):  # one test for the common case; the loop below only runs to name the culprit
+            for name, value in (("event_id", event_id), ("persistence_id", persistence_id),
+                                ("entity_type", entity_type), ("entity_id", entity_id),
+                                ("event_type", event_type), ("command_id", command_id),
+                                ("correlation_id", correlation_id)):  # fmt: skip
+                if not isinstance(value, str):
+                    raise TypeError(f"{name} is {type(value).__name__}, not text")
+        if type(sequence_number) is not int or sequence_number < 1:
             raise TypeError(f"sequence_number {sequence_number!r} is not a positive integer")
-        if not isinstance(payload, bytes):
+        if type(payload) is not bytes:
             raise TypeError(f"payload is {type(payload).__name__}, not text or blob")
         return EventEnvelope(
             event_id, persistence_id, entity_type, entity_id, sequence_number, position,
-            event_type, parse_timestamp(timestamp), _tags_decoder.decode(tags),
-            _metadata_decoder.decode(metadata), command_id, correlation_id, payload,
-            decode,
+            event_type, parse_timestamp(timestamp),
+            () if tags == "[]" else _tags_decoder.decode(tags),
+            {} if metadata == "{}" else _metadata_decoder.decode(metadata),
+            command_id, correlation_id, payload, decode,
         )  # fmt: skip
     except (TypeError, ValueError, msgspec.DecodeError) as exc:
         raise SerializationError(
