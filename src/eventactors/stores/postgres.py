@@ -38,7 +38,7 @@ from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import as_bytes, describe, metadata_decoder
+from ._postgres_rows import describe, metadata_decoder
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -271,10 +271,15 @@ class PostgresStore(PostgresTables):
         return int(head)
 
     def _envelope(self, row: Record) -> EventEnvelope:
-        payload = row["payload_bytes"] if row["payload_json"] is None else row["payload_json"]
+        # By index, in _EVENT_COLUMNS order: a lookup by name costs a dict probe per field.
+        (position, event_id, persistence_id, entity_type, entity_id, sequence_number,
+         event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id,
+         correlation_id) = row  # fmt: skip
         return EventEnvelope(
-            str(row["event_id"]), row["persistence_id"], row["entity_type"], row["entity_id"],
-            row["sequence_number"], row["global_position"], row["event_type"], row["timestamp"],
-            tuple(row["tags"]), metadata_decoder.decode(row["metadata"]), row["command_id"],
-            row["correlation_id"], as_bytes(payload), self.decode_event,
+            str(event_id), persistence_id, entity_type, entity_id, sequence_number, position,
+            event_type, timestamp, tuple(tags) if tags else (),
+            {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
+            correlation_id,
+            payload_bytes if payload_json is None else payload_json.encode("utf-8"),
+            self.decode_event,
         )  # fmt: skip
