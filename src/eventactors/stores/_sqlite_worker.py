@@ -27,6 +27,8 @@ Job = tuple[
     Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, int, int
 ]
 Outcome = tuple[asyncio.Future[Any], bool, Any]
+# Writes a batch's appends together: (ok, result or error) for each, in order.
+AppendWriter = Callable[[sqlite3.Connection, list[Any], str], list[tuple[bool, Any]]]
 
 _STOP = object()
 
@@ -45,7 +47,9 @@ class SQLiteWorker:
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         flush_window: float = 0.0,
         counter: WriteCounter | None = None,
+        write_appends: AppendWriter | None = None,
     ) -> None:
+        self._write_appends = write_appends
         self.database = database
         self._connect = connect
         self._transactional = transactional
@@ -125,15 +129,28 @@ class SQLiteWorker:
         if not self._transactional:
             return [_call(job, future, connection, self.database) for job, future, *_ in batch]
         outcomes: list[Outcome] = []
+        together = [index for index, job in enumerate(batch) if job[4] >= 0]
+        if self._write_appends is None or len(together) < 2:
+            together = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for job, future, *_ in batch:
+            for job, future, _, _, events in batch:
+                if events >= 0 and together:
+                    outcomes.append((future, True, None))  # a placeholder, filled in below
+                    continue
                 connection.execute("SAVEPOINT job")
                 outcome = _call(job, future, connection, self.database)
                 if not outcome[1]:
                     connection.execute("ROLLBACK TO job")
                 connection.execute("RELEASE job")
                 outcomes.append(outcome)
+            if together:
+                assert self._write_appends is not None
+                written = self._write_appends(
+                    connection, [batch[index][0] for index in together], self.database
+                )
+                for index, (ok, value) in zip(together, written, strict=True):
+                    outcomes[index] = (batch[index][1], ok, value)
             connection.execute("COMMIT")
         except Exception as exc:
             if connection.in_transaction:

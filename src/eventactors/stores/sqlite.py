@@ -23,12 +23,11 @@ from ._common import (
     check_append,
     check_filter,
     check_range,
-    check_stream_position,
     decode_event,
-    envelope_from_record,
     naming_stream,
 )
 from ._notify import AppendSignal
+from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_rows import envelope_from_row, event_row, payload_row
 from ._sqlite_schema import ensure_schema
 from ._sqlite_tables import SQLiteTables
@@ -47,19 +46,6 @@ Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 _EVENT_COLUMNS = (
     "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
     "event_type, payload, timestamp, tags, metadata, command_id, correlation_id"
-)
-_INSERT_EVENT = (
-    "INSERT INTO ea_events (event_id, persistence_id, entity_type, entity_id, sequence_number, "
-    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_CREATE_STREAM = (
-    "INSERT INTO ea_streams (persistence_id, entity_type, highest_sequence) VALUES (?, ?, ?) "
-    "ON CONFLICT (persistence_id) DO UPDATE SET highest_sequence = excluded.highest_sequence "
-    "WHERE highest_sequence = 0"
-)
-_ADVANCE_STREAM = (
-    "UPDATE ea_streams SET highest_sequence = ? WHERE persistence_id = ? AND highest_sequence = ?"
 )
 
 
@@ -158,6 +144,7 @@ class SQLiteStore(SQLiteTables):
                         max_batch_bytes=self._batch_limits[1],
                         flush_window=self._batch_limits[2],
                         counter=self._counter,
+                        write_appends=write_appends,
                     )
                     try:
                         await writer.submit(lambda connection: None)  # schema exists after this
@@ -210,42 +197,16 @@ class SQLiteStore(SQLiteTables):
         check_append(persistence_id, records, expected_sequence_number)
         records = list(records)
         text = self.serializer.is_text
-        rows = [event_row(record, text) for record in records]
-        entity_type = records[0].entity_type if records else ""
-        last = records[-1].sequence_number if records else expected_sequence_number
-
-        def write(connection: sqlite3.Connection) -> list[EventEnvelope]:
-            if not rows:
-                check_stream_position(
-                    persistence_id, _highest(connection, persistence_id), expected_sequence_number
-                )
-                return []
-            # One statement checks the expectation and moves the stream on; no change means
-            # someone else got there first (or the caller is ahead of the stream).
-            if expected_sequence_number == 0:
-                cursor = connection.execute(_CREATE_STREAM, (persistence_id, entity_type, last))
-            else:
-                cursor = connection.execute(
-                    _ADVANCE_STREAM, (last, persistence_id, expected_sequence_number)
-                )
-            if cursor.rowcount != 1:
-                check_stream_position(
-                    persistence_id, _highest(connection, persistence_id), expected_sequence_number
-                )
-            if len(rows) == 1:
-                first: int = connection.execute(_INSERT_EVENT, rows[0]).lastrowid or 0
-            else:
-                connection.executemany(_INSERT_EVENT, rows)
-                first = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-                first -= len(rows) - 1
-            return [
-                envelope_from_record(record, first + index, self)
-                for index, record in enumerate(records)
-            ]
-
+        job = AppendJob(
+            persistence_id,
+            expected_sequence_number,
+            records,
+            [event_row(record, text) for record in records],
+            self,
+        )
         size = sum(len(record.payload) for record in records)
         try:
-            envelopes = await self._write(write, size=size, events=len(rows))
+            envelopes = await self._write(job, size=size, events=len(records))
         except EventActorsError as exc:
             raise naming_stream(exc, persistence_id) from exc.__cause__
         if envelopes:
