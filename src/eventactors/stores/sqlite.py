@@ -227,11 +227,13 @@ class SQLiteStore(SQLiteTables):
             lambda connection: self._envelopes(
                 connection.execute(
                     f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    # A non-integer sequence number (a corrupt row) is selected too, so that
-                    # it fails loudly instead of silently vanishing from the stream.
-                    "AND (sequence_number BETWEEN ? AND ? OR typeof(sequence_number) != 'integer') "
-                    "ORDER BY sequence_number LIMIT ?",
-                    (persistence_id, from_sequence, upper, row_limit),
+                    "AND sequence_number BETWEEN ? AND ? UNION ALL "
+                    # A text or blob sequence number (a corrupt row) sorts after every number:
+                    # selected too, from the end of the index, so that it fails loudly
+                    # instead of vanishing. (An OR here would cost the index range scan.)
+                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                    f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
+                    (persistence_id, from_sequence, upper, persistence_id, row_limit),
                 )
             )
         )
@@ -245,8 +247,10 @@ class SQLiteStore(SQLiteTables):
         def query(connection: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
             rows = connection.execute(
                 "SELECT sequence_number, event_type, payload FROM ea_events "
-                "WHERE persistence_id = ? AND (sequence_number >= ? "
-                "OR typeof(sequence_number) != 'integer') ORDER BY sequence_number LIMIT ?",
+                # No upper bound: a text or blob sequence number (a corrupt row) sorts after
+                # every number, so it is selected too, and refused by payload_row.
+                "WHERE persistence_id = ? AND sequence_number >= ? "
+                "ORDER BY sequence_number LIMIT ?",
                 (persistence_id, from_sequence, limit if limit is not None else -1),
             ).fetchall()
             return [payload_row(row, persistence_id, path) for row in rows]
