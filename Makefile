@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,15 @@ lint: $(STAMP)
 test: lint
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest
+
+# The benchmark harness (about 8 minutes): writes benchmarks/results.{json,md} and throughput.png.
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) bank.db bank.db-wal bank.db-shm
