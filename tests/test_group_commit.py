@@ -866,3 +866,26 @@ async def store_positions(schema: str) -> list[int]:
         return [envelope.global_position for envelope in await store.read_all(limit=1_000_000)]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_writes_queued_in_one_batch_keep_their_order(backend):
+    """An append, then a deletion of what it wrote, then another append, all in one SQLite
+    batch: the deletion sees the first append and not the second. (On PostgreSQL only the
+    appends share a queue; other writes go straight to a pooled connection, so writes issued
+    concurrently without awaiting have no order there.)"""
+    store = await started_writer(backend)
+    name = "ordered"
+    try:
+        async with backend.held_writer(store) as queued:
+            pending = asyncio.gather(
+                store.append(pid(name), [note(store, name, 1), note(store, name, 2)], 0),
+                store.delete_events_to(pid(name), 2),
+                store.append(pid(name), [note(store, name, 3)], 2),
+            )
+            await queued()
+        await pending
+        assert [e.sequence_number for e in await store.read_stream(pid(name))] == [3]
+        assert await store.highest_sequence_number(pid(name)) == 3
+    finally:
+        await store.close()

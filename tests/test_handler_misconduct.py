@@ -173,3 +173,34 @@ async def test_a_handlers_own_timeout_error_is_not_mistaken_for_the_deadline():
 def test_sqlite_store_refuses_an_in_memory_path(path):
     with pytest.raises(ValueError, match="MemoryStore"):
         ea.SQLiteStore(path)
+
+
+async def test_a_behavior_whose_constructor_fails_fails_the_waiting_commands_not_the_entity():
+    failures = [RuntimeError("config not loaded")]
+
+    class FlakyConstructor(ea.EventSourcedBehavior[Tally]):
+        events = (Added,)
+
+        def __init__(self) -> None:
+            if constructions.pop() and failures:  # the probe at register() passes
+                raise failures.pop()
+
+        def initial_state(self) -> Tally:
+            return Tally()
+
+        def handle_command(self, state: Tally, command: Add) -> Added:
+            return Added(command.n)
+
+        def handle_event(self, state: Tally, event: Added) -> Tally:
+            return Tally((*state.items, event.n), state.total + event.n)
+
+    constructions = [True, True, False]  # popped from the end: probe, failing drain, good drain
+    engine = ea.Engine()
+    engine.register("c", FlakyConstructor)
+    async with engine:
+        waiting = [asyncio.create_task(engine.send("c", "a", Add(n), timeout=5)) for n in (1, 2)]
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert [str(result) for result in results] == ["config not loaded"] * 2
+        reply = await engine.send("c", "a", Add(3), timeout=5)
+        assert (reply.state.total, reply.revision) == (3, 1)
+        assert engine.statistics().busy_entities == 0

@@ -584,3 +584,34 @@ async def test_racing_stores_on_a_new_or_emptied_stream_have_one_winner(reopen, 
 
 async def _none() -> None:
     return None
+
+
+async def test_a_refused_append_to_a_new_stream_leaves_no_stream_behind(store, kit):
+    new = kit.pid("never-written")
+    with pytest.raises(ea.ConcurrencyError, match="never-written"):
+        await store.append(new, kit.records(new, 4, 1), 3)
+
+    assert new not in await store.persistence_ids()
+    assert await store.highest_sequence_number(new) == 0
+    # ...and the stream can still be started properly.
+    await store.append(new, kit.records(new, 1, 2), 0)
+    assert new in await store.persistence_ids()
+    assert await store.highest_sequence_number(new) == 2
+
+
+async def test_a_naive_timestamp_is_refused_and_fails_only_its_own_append(store, kit):
+    good, bad = kit.pid("good"), kit.pid("naive")
+    naive = kit.records(bad, 1, 1)[0]
+    naive = ea.EventRecord(
+        naive.event_id, bad, naive.entity_type, naive.entity_id, 1, naive.event_type,
+        naive.payload, datetime(2026, 1, 1),
+    )  # fmt: skip
+    results = await asyncio.gather(
+        store.append(good, kit.records(good, 1, 1), 0),
+        store.append(bad, [naive], 0),
+        return_exceptions=True,
+    )
+    assert sequences(results[0]) == [1]
+    assert isinstance(results[1], ValueError), results[1]
+    assert "timezone" in str(results[1])
+    assert await store.highest_sequence_number(bad) == 0

@@ -108,10 +108,17 @@ class EntityActor:
     async def _drain(self) -> None:
         mailbox = self.mailbox
         assert mailbox is not None
-        behavior = self.kind.behavior_class()
-        behavior.entity_id = self.entity_id
-        self.behavior = behavior
         try:
+            try:
+                behavior = self.kind.behavior_class()
+                behavior.entity_id = self.entity_id
+            except Exception as exc:  # every waiting caller hears why, and the entity recovers
+                while mailbox:
+                    message = mailbox.popleft()
+                    if not message.future.done():
+                        message.future.set_exception(exc)
+                return
+            self.behavior = behavior
             while mailbox:
                 message = mailbox.popleft()
                 if message.future.done():  # the caller gave up before the command started

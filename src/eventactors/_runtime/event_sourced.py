@@ -69,6 +69,8 @@ class EventSourcedEntity(EntityActor):
         finally:
             if not pending.done():
                 pending.cancel()
+            elif not pending.cancelled():
+                pending.exception()  # a prefetch that failed after replay did: retrieved
         replayed = sequence > start
         # Deletion only ever removes a stream's first events, so once an event after the
         # snapshot was read, the gap check above has seen any deletion; only a stream with

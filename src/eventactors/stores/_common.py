@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from ..errors import (
@@ -36,6 +37,11 @@ def check_append(
                 f"records for {persistence_id!r} must be numbered consecutively from "
                 f"{expected_sequence_number + 1}; got {record.sequence_number} "
                 f"at index {offset - 1}"
+            )
+        if not isinstance(record.timestamp, datetime) or record.timestamp.tzinfo is None:
+            raise ValueError(
+                f"record timestamps must be timezone-aware datetimes, got {record.timestamp!r} "
+                f"(stream {persistence_id!r}, sequence {record.sequence_number})"
             )
         if not isinstance(record.payload, bytes):
             raise TypeError(

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ..errors import StoreUnavailable
+
 
 class Pending:
     """One queued append: what the writer needs, its size in bytes, and where the answer goes."""
@@ -54,8 +56,12 @@ class GroupCommitQueue:
 
     async def drain(self) -> None:
         """Waits until every queued append has been written (for close)."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while (flusher := self._flusher) is not None:
+            try:
+                await asyncio.shield(flusher)
+            except asyncio.CancelledError:
+                if not flusher.cancelled():  # our own caller is being cancelled
+                    raise
 
     async def _flush(self) -> None:
         try:
@@ -66,9 +72,15 @@ class GroupCommitQueue:
                 try:
                     outcomes = await self._write_batch(batch)
                 except BaseException as exc:
+                    error: BaseException = exc
+                    if not isinstance(exc, Exception):  # the flusher itself was cancelled
+                        error = StoreUnavailable(
+                            f"the write was interrupted ({type(exc).__name__}); whether it "
+                            "was committed is unknown until the stream is read again"
+                        )
                     for pending in batch:
                         if not pending.future.done():
-                            pending.future.set_exception(exc)
+                            pending.future.set_exception(error)
                     if not isinstance(exc, Exception):
                         raise
                     continue
@@ -83,7 +95,9 @@ class GroupCommitQueue:
             self._flusher = None
             for pending in self._queue:  # only left if the flusher itself was cancelled
                 if not pending.future.done():
-                    pending.future.cancel()
+                    pending.future.set_exception(
+                        StoreUnavailable("the store's writer stopped before this write")
+                    )
             self._queue.clear()
 
     def _take(self) -> list[Pending]:

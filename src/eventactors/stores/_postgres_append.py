@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from asyncpg import Connection
 
 from ..errors import EventActorsError, StoreUnavailable
@@ -25,7 +24,6 @@ from ..records import EventEnvelope, EventRecord
 from ._common import check_stream_position, envelope_from_record
 from ._group_queue import Pending
 from ._postgres_connections import PostgresConnections
-from ._postgres_rows import event_row
 from .group_commit import WriteCounter
 
 EVENT_COLUMNS = (
@@ -40,6 +38,7 @@ class AppendRequest:
     persistence_id: str
     records: list[EventRecord]
     expected: int
+    rows: list[tuple[Any, ...]]  # encoded by the caller, so a bad record fails only itself
 
 
 class PostgresAppender:
@@ -71,7 +70,7 @@ class PostgresAppender:
         requests: list[AppendRequest] = [pending.request for pending in batch]
         try:
             return await self._write_counted(requests)
-        except (EventActorsError, asyncpg.PostgresError) as exc:
+        except Exception as exc:
             if len(requests) == 1 or isinstance(exc, StoreUnavailable):
                 self._counter.count(0, len(requests), 0)
                 raise
@@ -93,7 +92,6 @@ class PostgresAppender:
         return outcomes
 
     async def _write(self, connection: Connection, requests: list[AppendRequest]) -> list[Any]:
-        text = self._store.serializer.is_text
         highest = await self._lock_streams(connection, requests)
         outcomes: list[Any] = []
         accepted: list[tuple[int, AppendRequest]] = []
@@ -108,6 +106,13 @@ class PostgresAppender:
             if request.records:
                 highest[request.persistence_id] = request.records[-1].sequence_number
                 accepted.append((index, request))
+        empty = [name for name, sequence in highest.items() if sequence == 0]
+        if empty:  # rows made by _lock_streams for streams whose appends were all refused
+            await connection.execute(
+                f"DELETE FROM {self._streams} "
+                "WHERE persistence_id = ANY($1::text[]) AND highest_sequence = 0",
+                empty,
+            )
         count = sum(len(request.records) for _, request in accepted)
         if not count:
             return outcomes
@@ -120,8 +125,8 @@ class PostgresAppender:
         rows = []
         for index, request in accepted:
             envelopes: list[EventEnvelope] = []
-            for record in request.records:
-                rows.append(event_row(position, record, text))
+            for record, row in zip(request.records, request.rows, strict=True):
+                rows.append((position, *row))
                 envelopes.append(envelope_from_record(record, position, self._store))
                 position += 1
             outcomes[index] = envelopes

@@ -33,6 +33,15 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
+# Data that cannot be stored: refused by the server, or by asyncpg while encoding it (its
+# client-side DataError is also an InterfaceError, but the connection is fine).
+_BAD_DATA: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.UntranslatableCharacterError,
+    asyncpg.DataError,
+    asyncpg.exceptions._base.DataError,
+)
+
+
 # The database's own rules (constraints, triggers raising errors) refusing a write.
 _REFUSALS: tuple[type[BaseException], ...] = (
     asyncpg.IntegrityConstraintViolationError,
@@ -57,7 +66,7 @@ def translate_error(exc: BaseException, where: str) -> BaseException:
     error: BaseException
     if isinstance(exc, _CONFLICTS):
         error = ConcurrencyError(f"conflicting write in {where}: {exc}")
-    elif isinstance(exc, asyncpg.exceptions.UntranslatableCharacterError | asyncpg.DataError):
+    elif isinstance(exc, _BAD_DATA):
         error = SerializationError(f"{where} refused the data: {exc}")
     elif isinstance(exc, _REFUSALS):
         error = WriteRefused(f"{where} refused the write: {type(exc).__name__}: {exc}")

@@ -15,11 +15,12 @@ from ._common import payload_text
 metadata_decoder = msgspec.json.Decoder(dict[str, str])
 
 
-def event_row(position: int, record: EventRecord, text: bool) -> tuple[Any, ...]:
+def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
+    """The columns after global_position, which is drawn only inside the transaction."""
     payload = record.payload
     as_json = payload_text(record) if text else None
     return (
-        position, record.event_id, record.persistence_id, record.entity_type, record.entity_id,
+        record.event_id, record.persistence_id, record.entity_type, record.entity_id,
         record.sequence_number, record.event_type, as_json, None if text else payload,
         aware(record.timestamp), list(record.tags),
         msgspec.json.encode(dict(record.metadata)).decode(), record.command_id,

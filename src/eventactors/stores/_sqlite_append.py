@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..errors import EventActorsError
+from ..errors import EventActorsError, WriteRefused
 from ..records import EventEnvelope, EventRecord
 from ._common import check_stream_position, envelope_from_record
 from ._sqlite_worker import translate_error
@@ -78,7 +78,7 @@ def write_appends(
         connection.execute("SAVEPOINT appends")
         try:
             outcomes = write_appends_together(connection, jobs)
-        except sqlite3.Error:
+        except Exception:  # a refused or unbindable row: find it one append at a time
             connection.execute("ROLLBACK TO appends")
             connection.execute("RELEASE appends")
         else:
@@ -88,8 +88,8 @@ def write_appends(
 
 
 def write_appends_together(connection: sqlite3.Connection, jobs: list[AppendJob]) -> list[Outcome]:
-    """Checks every job, then writes the ones that passed; raises `sqlite3.Error` only if the
-    database refused a row, leaving the caller to undo the batch."""
+    """Checks every job, then writes the ones that passed; raises only if a row could not be
+    written, leaving the caller to undo the batch."""
     highest = _highest(connection, {job.persistence_id for job in jobs})
     outcomes: list[Outcome] = []
     accepted: list[tuple[int, AppendJob]] = []
@@ -109,9 +109,16 @@ def write_appends_together(connection: sqlite3.Connection, jobs: list[AppendJob]
     if not rows:
         return outcomes
     if len(rows) == 1:
-        position: int = connection.execute(INSERT_EVENT, rows[0]).lastrowid or 0
+        cursor = connection.execute(INSERT_EVENT, rows[0])
+        position: int = cursor.lastrowid or 0
     else:
-        connection.executemany(INSERT_EVENT, rows)
+        cursor = connection.executemany(INSERT_EVENT, rows)
+    if cursor.rowcount != len(rows):  # a trigger's RAISE(IGNORE) skipped a row
+        raise WriteRefused(
+            f"the database silently skipped {len(rows) - cursor.rowcount} of {len(rows)} "
+            "events (a trigger's RAISE(IGNORE)?); nothing of this append was written"
+        )
+    if len(rows) > 1:
         # One transaction holds the write lock, so AUTOINCREMENT numbered the rows in a run.
         position = connection.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
     moved = {job.persistence_id: job.entity_type for _, job in accepted}

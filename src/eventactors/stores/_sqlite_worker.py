@@ -87,7 +87,11 @@ class SQLiteWorker:
                 break
             batch: list[Job] = [first]  # type: ignore[list-item]
             stop_after = self._transactional and self._gather(batch)
-            outcomes = self._execute(batch)
+            try:
+                outcomes = self._execute(batch)
+            except BaseException as exc:  # never leave a caller waiting on a dead thread
+                error = StoreUnavailable(f"SQLite {self.database}: writer failed: {exc!r}")
+                outcomes = [(future, False, error) for _, future, *_ in batch]
             self.batches += 1
             self.jobs_done += len(batch)
             _answer(outcomes)
@@ -129,37 +133,39 @@ class SQLiteWorker:
         if not self._transactional:
             return [_call(job, future, connection, self.database) for job, future, *_ in batch]
         outcomes: list[Outcome] = []
-        together = [index for index, job in enumerate(batch) if job[4] >= 0]
-        if self._write_appends is None or len(together) < 2:
-            together = []
+        appends: list[Job] = []  # a run of consecutive appends, written together
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for job, future, _, _, events in batch:
-                if events >= 0 and together:
-                    outcomes.append((future, True, None))  # a placeholder, filled in below
+            for job in batch:
+                if job[4] >= 0 and self._write_appends is not None:
+                    appends.append(job)
                     continue
+                outcomes.extend(self._run_appends(connection, appends))
+                appends = []
                 connection.execute("SAVEPOINT job")
-                outcome = _call(job, future, connection, self.database)
+                outcome = _call(job[0], job[1], connection, self.database)
                 if not outcome[1]:
                     connection.execute("ROLLBACK TO job")
                 connection.execute("RELEASE job")
                 outcomes.append(outcome)
-            if together:
-                assert self._write_appends is not None
-                written = self._write_appends(
-                    connection, [batch[index][0] for index in together], self.database
-                )
-                for index, (ok, value) in zip(together, written, strict=True):
-                    outcomes[index] = (batch[index][1], ok, value)
+            outcomes.extend(self._run_appends(connection, appends))
             connection.execute("COMMIT")
         except Exception as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
             error = translate_error(exc, self.database)
+            with contextlib.suppress(sqlite3.Error):  # a failed ROLLBACK must not hide `exc`
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
             self._count(batch, [])
             return [(future, False, error) for _, future, *_ in batch]
         self._count(batch, outcomes)
         return outcomes
+
+    def _run_appends(self, connection: sqlite3.Connection, appends: list[Job]) -> list[Outcome]:
+        if not appends:
+            return []
+        assert self._write_appends is not None
+        written = self._write_appends(connection, [job[0] for job in appends], self.database)
+        return [(job[1], ok, value) for job, (ok, value) in zip(appends, written, strict=True)]
 
     def _count(self, batch: list[Job], committed: list[Outcome]) -> None:
         """Appends are the jobs with an event count; events count only if written."""

@@ -38,7 +38,7 @@ from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import describe, metadata_decoder
+from ._postgres_rows import describe, event_row, metadata_decoder
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -142,7 +142,12 @@ class PostgresStore(PostgresTables):
         records = list(records)
         try:
             result: list[EventEnvelope] = await self._appends.submit(
-                AppendRequest(persistence_id, records, expected_sequence_number),
+                AppendRequest(
+                    persistence_id,
+                    records,
+                    expected_sequence_number,
+                    [event_row(record, self.serializer.is_text) for record in records],
+                ),
                 size=sum(len(record.payload) for record in records),
                 events=len(records),
             )
