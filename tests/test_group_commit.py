@@ -30,9 +30,8 @@ import msgspec
 import pytest
 import pytest_asyncio
 from behaviors_for_tests import Add, tally_behavior
-from eventactors_examples.bank.domain import Account, Deposited, Opened, register
+from durability_checks import Ack, LineReader, check_recovered, parse_ack
 from postgres_support import DSN, drop_schema, new_schema_name
-from test_sqlite_store import LineReader  # the one deadline-bound reader of a child's stdout
 
 import eventactors as ea
 from eventactors._ids import uuid7
@@ -735,20 +734,6 @@ async def test_memory_store_counts_every_append_as_its_own_transaction():
 CHILD = Path(__file__).with_name("group_commit_child.py")
 
 
-@dataclass(frozen=True)
-class Ack:
-    account: str
-    revision: int
-    event_id: str
-    amount: int
-
-
-def parse_ack(line: str) -> Ack:
-    word, account, revision, event_id, amount = line.split()
-    assert word == "ack", line
-    return Ack(account, int(revision), event_id, int(amount))
-
-
 def run_child_until_killed(
     schema: str, seed: int, accounts: list[str], kill_after: int, log: Path
 ) -> list[Ack]:
@@ -785,48 +770,6 @@ def run_child_until_killed(
     return acks
 
 
-async def check_recovered(schema: str, accounts: list[str], acks: list[Ack]) -> int:
-    """Every ack is stored at its revision, each stream is gap-free, and a fresh engine
-    recovers the balances the events add up to; returns the number of events stored."""
-    store = ea.PostgresStore(DSN, schema=schema)
-    for cls in (Opened, Deposited, Account):
-        store.serializer.register(cls)
-    streams: dict[str, list[ea.EventEnvelope]] = {}
-    try:
-        for account in accounts:
-            persistence_id = f"account|{account}"
-            highest = await store.highest_sequence_number(persistence_id)
-            stream = await store.read_stream(persistence_id)
-            assert [e.sequence_number for e in stream] == list(range(1, highest + 1)), account
-            assert len({e.event_id for e in stream}) == len(stream), f"{account}: duplicates"
-            positions = [e.global_position for e in stream]
-            assert positions == sorted(set(positions)), account
-            assert stream[0].event == Opened("owner-" + account)
-            assert all(isinstance(e.event, Deposited) for e in stream[1:]), account
-            streams[account] = stream
-        for ack in acks:
-            stream = streams[ack.account]
-            assert len(stream) >= ack.revision, f"acknowledged {ack} was lost"
-            stored = stream[ack.revision - 1]
-            assert stored.event_id == ack.event_id, f"{ack} is not the stored event {stored}"
-            assert stored.event == Deposited(ack.amount), ack
-    finally:
-        await store.close()
-
-    engine = ea.Engine(store=ea.PostgresStore(DSN, schema=schema))
-    register(engine)
-    async with engine:
-        for account, stream in streams.items():
-            state, revision = await engine.get_state("account", account, timeout=10)
-            assert revision == len(stream), account
-            assert state == Account(
-                owner="owner-" + account,
-                balance=sum(e.event.amount for e in stream[1:]),
-                is_open=True,
-            ), account
-    return sum(len(stream) for stream in streams.values())
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 async def test_no_acknowledged_event_is_lost_when_a_postgres_writer_is_killed(pg_schema, tmp_path):
     log = tmp_path / "child-stderr.log"
@@ -845,7 +788,9 @@ async def test_no_acknowledged_event_is_lost_when_a_postgres_writer_is_killed(pg
             acks = run_child_until_killed(pg_schema, seed + cycle, accounts, kill_after, log)
             assert len(acks) >= kill_after
             every_ack.extend(acks)
-            stored = await check_recovered(pg_schema, accounts, every_ack)
+            stored = await check_recovered(
+                lambda: ea.PostgresStore(DSN, schema=pg_schema), accounts, every_ack
+            )
             # Each run resumed the recovered accounts and added at least what it acknowledged.
             assert stored >= stored_before + len(acks)
         except AssertionError as failure:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import random
-import selectors
 import signal
 import sqlite3
 import subprocess
@@ -20,13 +19,13 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from durability_checks import Ack, LineReader, check_recovered, parse_ack
 from eventactors_examples.bank.domain import (
     Account,
     AccountBehavior,
@@ -34,7 +33,6 @@ from eventactors_examples.bank.domain import (
     Deposited,
     Open,
     Opened,
-    register,
 )
 
 import eventactors as ea
@@ -414,69 +412,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@dataclass(frozen=True)
-class Ack:
-    account: str
-    revision: int
-    event_id: str
-    amount: int
-
-
-class LineReader:
-    """Reads lines from a child's stdout with deadlines, never blocking past them."""
-
-    def __init__(self, stream: Any) -> None:
-        self._fd = stream.fileno()
-        self._buffer = b""
-        self._eof = False
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._fd, selectors.EVENT_READ)
-
-    def close(self) -> None:
-        self._selector.close()
-
-    def _fill(self, timeout: float) -> None:
-        if self._eof or not self._selector.select(max(timeout, 0.0)):
-            return
-        chunk = os.read(self._fd, 65536)
-        if chunk:
-            self._buffer += chunk
-        else:
-            self._eof = True
-
-    def _pop(self) -> str | None:
-        line, newline, rest = self._buffer.partition(b"\n")
-        if not newline:
-            return None
-        self._buffer = rest
-        return line.decode()
-
-    def readline(self, deadline: float) -> str | None:
-        """The next complete line, or None at end of file or when the deadline passes."""
-        while (line := self._pop()) is None:
-            remaining = deadline - time.monotonic()
-            if self._eof or remaining <= 0:
-                return None
-            self._fill(remaining)
-        return line
-
-    def rest(self, deadline: float) -> list[str]:
-        """Every remaining complete line up to end of file (the writer must be gone)."""
-        lines = []
-        while True:
-            line = self.readline(deadline)
-            if line is None:
-                assert self._eof, "the killed child's stdout did not reach end of file in time"
-                return lines
-            lines.append(line)
-
-
-def parse_ack(line: str) -> Ack:
-    word, account, revision, event_id, amount = line.split()
-    assert word == "ack", line
-    return Ack(account, int(revision), event_id, int(amount))
-
-
 def run_child_until_killed(
     script: Path, db: Path, seed: int, accounts: list[str], kill_after: int, log: Path
 ) -> list[Ack]:
@@ -516,46 +451,6 @@ def run_child_until_killed(
     return acks
 
 
-async def check_recovered(db: Path, accounts: list[str], acks: list[Ack]) -> int:
-    """Checks every ack survived and each stream is gap-free; returns the events stored."""
-    store = bank_store(db)
-    try:
-        streams: dict[str, list[ea.EventEnvelope]] = {}
-        for account in accounts:
-            pid = f"account|{account}"
-            highest = await store.highest_sequence_number(pid)
-            stream = await store.read_stream(pid)
-            assert [e.sequence_number for e in stream] == list(range(1, highest + 1)), pid
-            assert len({e.event_id for e in stream}) == len(stream), f"{pid}: duplicate events"
-            positions = [e.global_position for e in stream]
-            assert positions == sorted(set(positions)), pid
-            assert stream[0].event == Opened("owner-" + account)
-            assert all(isinstance(e.event, Deposited) for e in stream[1:]), pid
-            streams[account] = stream
-        for ack in acks:
-            stream = streams[ack.account]
-            assert len(stream) >= ack.revision, f"acknowledged {ack} was lost"
-            stored = stream[ack.revision - 1]
-            assert stored.event_id == ack.event_id, f"{ack} is not the stored event {stored}"
-            assert stored.event == Deposited(ack.amount), ack
-    finally:
-        await store.close()
-
-    # A fresh engine recovers (from snapshots and events) the balance the events add up to.
-    engine = ea.Engine(store=ea.SQLiteStore(db))
-    register(engine)
-    async with engine:
-        for account, stream in streams.items():
-            state, revision = await engine.get_state("account", account, timeout=10)
-            assert revision == len(stream)
-            assert state == Account(
-                owner="owner-" + account,
-                balance=sum(e.event.amount for e in stream[1:]),
-                is_open=True,
-            )
-    return sum(len(stream) for stream in streams.values())
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 async def test_no_acknowledged_event_is_lost_when_the_process_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "depositor.py"
@@ -573,7 +468,7 @@ async def test_no_acknowledged_event_is_lost_when_the_process_is_killed(tmp_path
         assert len(acks) >= kill_after
         every_ack.extend(acks)
         try:
-            stored = await check_recovered(db, accounts, every_ack)
+            stored = await check_recovered(lambda: ea.SQLiteStore(db), accounts, every_ack)
         except AssertionError as failure:
             raise AssertionError(f"seed {seed}, cycle {cycle}: {failure}") from failure
         # Each run resumed the recovered accounts and added at least what it acknowledged.
