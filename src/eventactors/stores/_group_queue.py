@@ -20,12 +20,11 @@ from ..errors import StoreUnavailable
 class Pending:
     """One queued append: what the writer needs, its size in bytes, and where the answer goes."""
 
-    __slots__ = ("events", "future", "request", "size")
+    __slots__ = ("future", "request", "size")
 
-    def __init__(self, request: Any, size: int, events: int, future: asyncio.Future[Any]) -> None:
+    def __init__(self, request: Any, size: int, future: asyncio.Future[Any]) -> None:
         self.request = request
         self.size = size
-        self.events = events
         self.future = future
 
 
@@ -44,9 +43,9 @@ class GroupCommitQueue:
         self._queue: deque[Pending] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, request: Any, *, size: int, events: int) -> Any:
+    async def submit(self, request: Any, *, size: int) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(Pending(request, size, events, future))
+        self._queue.append(Pending(request, size, future))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush(), name="eventactors group commit"

@@ -22,10 +22,8 @@ from ..errors import ConcurrencyError, EventActorsError, StoreUnavailable, Write
 from .group_commit import DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES, WriteCounter
 
 T = TypeVar("T")
-# (function, its future, the future's loop, payload bytes, events appended or -1 if no append)
-Job = tuple[
-    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, int, int
-]
+# (function, its future, payload bytes, events appended or -1 if the job is not an append)
+Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], int, int]
 Outcome = tuple[asyncio.Future[Any], bool, Any]
 # Writes a batch's appends together: (ok, result or error) for each, in order.
 AppendWriter = Callable[[sqlite3.Connection, list[Any], str], list[tuple[bool, Any]]]
@@ -70,9 +68,8 @@ class SQLiteWorker:
     ) -> T:
         """Queues `job`; `size` (payload bytes) and `events` (appended, or -1 when the job is
         not an append) feed the batch limits and the write statistics."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((job, future, loop, size, events))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((job, future, size, events))
         return await future
 
     async def stop(self) -> None:
@@ -103,8 +100,8 @@ class SQLiteWorker:
     def _gather(self, batch: list[Job]) -> bool:
         """Adds queued jobs to `batch` within the limits, waiting up to the flush window for
         them; True when the stop signal was met."""
-        size = batch[0][3]
-        wait = self._flush_window and batch[0][4] >= 0  # only appends wait for company
+        size = batch[0][2]
+        wait = self._flush_window and batch[0][3] >= 0  # only appends wait for company
         deadline = time.monotonic() + self._flush_window if wait else 0.0
         while len(batch) < self._max_batch:
             try:
@@ -117,7 +114,7 @@ class SQLiteWorker:
             if item is _STOP:
                 return True
             job: Job = item  # type: ignore[assignment]
-            size += job[3]
+            size += job[2]
             if size > self._max_batch_bytes:
                 self._carried = job
                 return False
@@ -137,7 +134,7 @@ class SQLiteWorker:
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in batch:
-                if job[4] >= 0 and self._write_appends is not None:
+                if job[3] >= 0 and self._write_appends is not None:
                     appends.append(job)
                     continue
                 outcomes.extend(self._run_appends(connection, appends))
@@ -169,7 +166,7 @@ class SQLiteWorker:
 
     def _count(self, batch: list[Job], committed: list[Outcome]) -> None:
         """Appends are the jobs with an event count; events count only if written."""
-        appends = [(job[4], index) for index, job in enumerate(batch) if job[4] >= 0]
+        appends = [(job[3], index) for index, job in enumerate(batch) if job[3] >= 0]
         if not appends:
             return
         written = sum(events for events, index in appends if committed and committed[index][1])

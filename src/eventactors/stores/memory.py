@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import ConcurrencyError
 from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -65,9 +66,10 @@ class MemoryStore:
         highest = self._highest.get(persistence_id, 0)
         try:
             check_stream_position(persistence_id, highest, expected_sequence_number)
-        finally:
+        except ConcurrencyError:
             self._counter.count(1, 1, 0)
-        self._counter.events += len(records)
+            raise
+        self._counter.count(1, 1, len(records))
         if not records:
             return []
         stored = []

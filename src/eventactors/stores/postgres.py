@@ -51,8 +51,6 @@ from .group_commit import (
 
 T = TypeVar("T")
 
-_EVENT_COLUMNS = EVENT_COLUMNS
-
 
 class PostgresStore(PostgresTables):
     """All four store protocols in one PostgreSQL schema.
@@ -149,7 +147,6 @@ class PostgresStore(PostgresTables):
                     [event_row(record, self.serializer.is_text) for record in records],
                 ),
                 size=sum(len(record.payload) for record in records),
-                events=len(records),
             )
         except EventActorsError as exc:
             raise naming_stream(exc, persistence_id) from exc.__cause__
@@ -169,7 +166,7 @@ class PostgresStore(PostgresTables):
         check_range(from_sequence, to_sequence, limit)
         rows = await self._db.run(
             lambda connection: connection.fetch(
-                f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
+                f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
                 "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
                 "ORDER BY sequence_number LIMIT $4",
                 persistence_id,
@@ -231,7 +228,7 @@ class PostgresStore(PostgresTables):
                 parameters.append(list(values))
                 conditions.append(condition.format(len(parameters)))
         query = (
-            f"SELECT {_EVENT_COLUMNS} FROM {self._table['events']} "
+            f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
             f"WHERE {' AND '.join(conditions)} ORDER BY global_position LIMIT $2"
         )
         rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
