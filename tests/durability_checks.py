@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eventactors_examples.bank.domain import Account, Deposited, Opened, register
@@ -76,6 +79,40 @@ def parse_ack(line: str) -> Ack:
     word, account, revision, event_id, amount = line.split()
     assert word == "ack", line
     return Ack(account, int(revision), event_id, int(amount))
+
+
+def kill_child_after(command: list[str], kill_after: int, log: Path, seconds: float) -> list[Ack]:
+    """Runs a depositing child, SIGKILLs it after `kill_after` acks (which must come within
+    `seconds`), and returns every ack it printed, including those still in the pipe when it
+    died: the child flushed them, so they were acknowledged."""
+    acks: list[Ack] = []
+    with (
+        log.open("ab") as stderr,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
+        ) as child,
+    ):
+        reader = LineReader(child.stdout)
+        try:
+            deadline = time.monotonic() + seconds
+            assert reader.readline(deadline) == "ready", f"child never got ready: {log.read_text()}"
+            while len(acks) < kill_after:
+                line = reader.readline(deadline)
+                assert line is not None, (
+                    f"child stopped acknowledging after {len(acks)} acks "
+                    f"(exit code {child.poll()}): {log.read_text()}"
+                )
+                acks.append(parse_ack(line))
+            assert child.poll() is None, "the child exited on its own"
+            os.kill(child.pid, signal.SIGKILL)
+            assert child.wait(timeout=10) == -signal.SIGKILL
+            acks.extend(parse_ack(line) for line in reader.rest(time.monotonic() + 10))
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+            reader.close()
+    return acks
 
 
 async def check_recovered(

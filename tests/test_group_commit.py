@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +27,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from behaviors_for_tests import Add, tally_behavior
-from durability_checks import Ack, LineReader, check_recovered, parse_ack
+from durability_checks import Ack, check_recovered, kill_child_after
 from postgres_support import DSN, drop_schema, new_schema_name
 
 import eventactors as ea
@@ -737,37 +734,9 @@ CHILD = Path(__file__).with_name("group_commit_child.py")
 def run_child_until_killed(
     schema: str, seed: int, accounts: list[str], kill_after: int, log: Path
 ) -> list[Ack]:
-    """Runs the depositing child on `schema`, SIGKILLs it after `kill_after` acks, and returns
-    every ack it printed, including those still in the pipe when it died."""
-    acks: list[Ack] = []
+    """The depositing child on `schema`, with 32 clients, killed after `kill_after` acks."""
     command = [sys.executable, str(CHILD), DSN, schema, str(seed), ",".join(accounts), "32"]
-    with (
-        log.open("ab") as stderr,
-        subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
-        ) as child,
-    ):
-        reader = LineReader(child.stdout)
-        try:
-            deadline = time.monotonic() + 15
-            assert reader.readline(deadline) == "ready", f"child never got ready: {log.read_text()}"
-            while len(acks) < kill_after:
-                line = reader.readline(deadline)
-                assert line is not None, (
-                    f"child stopped acknowledging after {len(acks)} acks "
-                    f"(exit code {child.poll()}): {log.read_text()}"
-                )
-                acks.append(parse_ack(line))
-            assert child.poll() is None, "the child exited on its own"
-            os.kill(child.pid, signal.SIGKILL)
-            assert child.wait(timeout=10) == -signal.SIGKILL
-            acks.extend(parse_ack(line) for line in reader.rest(time.monotonic() + 10))
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait(timeout=10)
-            reader.close()
-    return acks
+    return kill_child_after(command, kill_after, log, seconds=15)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
 import threading
@@ -25,7 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from durability_checks import Ack, LineReader, check_recovered, parse_ack
+from durability_checks import Ack, check_recovered, kill_child_after
 from eventactors_examples.bank.domain import (
     Account,
     AccountBehavior,
@@ -415,40 +412,9 @@ CHILD = textwrap.dedent(
 def run_child_until_killed(
     script: Path, db: Path, seed: int, accounts: list[str], kill_after: int, log: Path
 ) -> list[Ack]:
-    """Runs the depositing child, SIGKILLs it after `kill_after` acks, returns every ack."""
-    acks: list[Ack] = []
-    with (
-        log.open("ab") as stderr,
-        subprocess.Popen(
-            [sys.executable, str(script), str(db), str(seed), ",".join(accounts), "24"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-        ) as child,
-    ):
-        reader = LineReader(child.stdout)
-        try:
-            deadline = time.monotonic() + 10
-            assert reader.readline(deadline) == "ready", f"child never got ready: {log.read_text()}"
-            while len(acks) < kill_after:
-                line = reader.readline(deadline)
-                if line is None:
-                    pytest.fail(
-                        f"child stopped acknowledging after {len(acks)} acks "
-                        f"(exit code {child.poll()}): {log.read_text()}"
-                    )
-                acks.append(parse_ack(line))
-            assert child.poll() is None, "the child exited on its own"
-            os.kill(child.pid, signal.SIGKILL)
-            assert child.wait(timeout=10) == -signal.SIGKILL
-            # Acks the child flushed before it died are still in the pipe: they count too.
-            acks.extend(parse_ack(line) for line in reader.rest(time.monotonic() + 10))
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait(timeout=10)
-            reader.close()
-    return acks
+    """The depositing child on `db`, with 24 clients, killed after `kill_after` acks."""
+    command = [sys.executable, str(script), str(db), str(seed), ",".join(accounts), "24"]
+    return kill_child_after(command, kill_after, log, seconds=10)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
