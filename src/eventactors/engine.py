@@ -8,33 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
+from ._engine_read_side import ReadSide
+from ._identifiers import IdentifiersOf, IdentifierSpec
 from ._ids import uuid7
+from ._runtime.command_log import decode_command
 from ._runtime.durable_state import DurableStateEntity
 from ._runtime.entity import GET_STATE, EntityActor, Message
 from ._runtime.event_sourced import EventSourcedEntity
+from ._runtime.history import check_revision, state_at, stream_events
 from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
-from ._runtime.projection_spec import build_spec
 from .behavior import DurableStateBehavior, EventSourcedBehavior
 from .errors import (
     CommandTimeout,
     EngineNotStarted,
+    IdentifierTaken,
     InvalidEntityId,
+    InvalidIdentifiers,
     SerializationError,
     UnknownEntityType,
 )
-from .projections import FailurePolicy, ProjectionStatus
-from .records import EventEnvelope, Reply, persistence_id_of
+from .records import CommandRecord, EventEnvelope, Reply, persistence_id_of
 from .serialization import Serializer
-from .stores._common import check_position
 from .stores.memory import MemoryStore
-from .stores.protocols import OffsetStore, Store
+from .stores.protocols import Store
 from .subscription import Subscription
 
 MAX_ENTITY_ID_LENGTH = 1024
@@ -52,7 +58,7 @@ class EngineStatistics:
     subscriptions: int
 
 
-class Engine:
+class Engine(ReadSide):
     """Runs entity actors for registered behaviors on one store."""
 
     def __init__(self, store: Store | None = None, *, serializer: Serializer | None = None) -> None:
@@ -78,8 +84,15 @@ class Engine:
         snapshot_every: int | None = None,
         passivate_after: float | None = None,
         command_timeout: float | None = None,
+        identifiers: IdentifiersOf | None = None,
+        command_log: bool = False,
     ) -> None:
-        """Declares an entity type. Its events and state type join the serializer's registry."""
+        """Declares an entity type. Its events and state type join the serializer's registry.
+
+        `identifiers(state)` gives an entity's natural keys (such as `{"email": ...}`), so
+        that `send_by` can address it by them; each key set belongs to one entity at most.
+        `command_log=True` records every command the type handles (see `command_log`).
+        """
         if not isinstance(entity_type, str) or not entity_type or "|" in entity_type:
             raise ValueError(
                 f"entity_type must be a non-empty string without '|', got {entity_type!r}"
@@ -100,16 +113,25 @@ class Engine:
         _check_positive("command_timeout", command_timeout, (int, float))
         if snapshot_every is not None and not is_event_sourced:
             raise ValueError("snapshot_every applies to event-sourced behaviors only")
+        if not isinstance(command_log, bool):
+            raise TypeError(f"command_log must be True or False, got {command_log!r}")
 
         probe = behavior_class()
         probe.entity_id = ""
-        state_type = type(probe.initial_state())
+        initial_state = probe.initial_state()
+        state_type = type(initial_state)
+        spec = (
+            None if identifiers is None else IdentifierSpec(entity_type, identifiers, initial_state)
+        )
         state_type_name = self._register_type(state_type, f"state of {behavior_class.__qualname__}")
         event_types: frozenset[type] = frozenset()
         if issubclass(behavior_class, EventSourcedBehavior):
             for event_type in behavior_class.events:
                 self._register_type(event_type, f"event in {behavior_class.__qualname__}.events")
             event_types = frozenset(behavior_class.events)
+        if command_log:  # so that the log's commands decode again
+            for command_type in behavior_class.commands:
+                self._register_type(command_type, f"command in {behavior_class.__qualname__}")
         self._kinds[entity_type] = EntityKind(
             name=entity_type,
             behavior_class=behavior_class,
@@ -123,6 +145,8 @@ class Engine:
             snapshot_every=snapshot_every,
             passivate_after=passivate_after,
             command_timeout=command_timeout,
+            identifiers=spec,
+            command_log=command_log,
         )
 
     def _register_type(self, cls: Any, role: str) -> str:
@@ -212,34 +236,181 @@ class Engine:
         metadata: Mapping[str, str] | None = None,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        expected_revision: int | None = None,
     ) -> Reply[Any]:
         """Sends a command and waits for its reply: the state after its events are durable.
 
         `timeout` bounds the wait: past it, `CommandTimeout` is raised. A command that has not
         started by then is dropped; one already running may still complete.
+        `expected_revision` refuses the command with `ConcurrencyError`, persisting nothing,
+        unless the entity is still at that revision when the command's turn comes.
         """
-        actor = self._actor(entity_type, entity_id)
+        return await self._send(
+            self._actor(entity_type, entity_id), command, timeout, metadata, command_id,
+            correlation_id, expected_revision,
+        )  # fmt: skip
+
+    async def _send(
+        self,
+        actor: EntityActor,
+        command: Any,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+        command_id: str | None,
+        correlation_id: str | None,
+        expected_revision: int | None,
+        creates_with: str | None = None,
+    ) -> Reply[Any]:
+        _check_timeout(timeout)
+        if expected_revision is not None:
+            check_revision(expected_revision, "expected_revision")
         command_id = command_id or uuid7()
         future: asyncio.Future[Reply[Any]] = asyncio.get_running_loop().create_future()
         message = Message(
             command, future, command_id, correlation_id or command_id,
-            dict(metadata) if metadata else None,
+            dict(metadata) if metadata else None, expected_revision, creates_with,
         )  # fmt: skip
         actor.enqueue(message)
         reply: Reply[Any] = await _wait(future, timeout, actor.persistence_id)
         return reply
 
+    async def send_by(
+        self,
+        entity_type: str,
+        identifiers: Mapping[str, Any],
+        command: Any,
+        *,
+        create: bool = False,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Reply[Any]:
+        """Sends a command to the entity its natural keys name, creating it if none holds
+        them; `reply.entity_id` says which entity that was.
+
+        A new entity gets a generated id, and the command must give it exactly these keys:
+        they are claimed in the transaction of its first events, under a unique constraint.
+        When concurrent callers create with the same keys, one wins and the others' commands
+        go on to the winner's entity. With `create=True` the command must create: keys that
+        are already held raise `IdentifierTaken`, and nothing is persisted.
+        """
+        kind = self._kind(entity_type)
+        if kind.identifiers is None:
+            raise InvalidIdentifiers(
+                f"entity type {entity_type!r} has no natural identifiers: register it with "
+                "identifiers=<a function of the state>"
+            )
+        keys = kind.identifiers.canonical(identifiers)
+        _check_timeout(timeout)
+        options = (timeout, metadata, command_id, correlation_id, expected_revision)
+        while True:
+            owner = await self.store.find_entity(entity_type, keys)
+            if owner is not None:
+                if create:
+                    raise IdentifierTaken(
+                        f"{entity_type!r} identifiers {keys} already belong to entity "
+                        f"{owner!r}; nothing was persisted",
+                        entity_type=entity_type,
+                        owner=owner,
+                    )
+                reply = await self._send(self._actor(entity_type, owner), command, *options)
+                return replace(reply, entity_id=owner)
+            actor = self._actor(entity_type, uuid7())
+            try:
+                reply = await self._send(actor, command, *options, creates_with=keys)
+            except IdentifierTaken:
+                if create:
+                    raise
+                continue  # another caller created it first: the command goes to theirs
+            finally:
+                if actor.revision == 0 and actor.is_idle:  # it never came to exist
+                    self._forget(actor.persistence_id, actor)
+                    kind.idle.pop(actor.persistence_id, None)
+            return replace(reply, entity_id=actor.entity_id)
+
+    async def resolve(self, entity_type: str, identifiers: Mapping[str, Any]) -> str | None:
+        """The id of the entity holding these natural keys, or None."""
+        kind = self._kind(entity_type)
+        if kind.identifiers is None:
+            raise InvalidIdentifiers(f"entity type {entity_type!r} has no natural identifiers")
+        return await self.store.find_entity(entity_type, kind.identifiers.canonical(identifiers))
+
     async def get_state(
-        self, entity_type: str, entity_id: str, *, timeout: float | None = None
+        self,
+        entity_type: str,
+        entity_id: str,
+        *,
+        timeout: float | None = None,
+        at_revision: int | None = None,
+        at_time: datetime | None = None,
     ) -> tuple[Any, int]:
-        """The entity's (state, revision), after every command sent to it before this call."""
+        """The entity's (state, revision), after every command sent to it before this call.
+
+        With `at_revision` or `at_time` (an aware datetime), the state as it was then, rebuilt
+        from the nearest earlier snapshot beside the live entity, which it leaves untouched.
+        """
+        _check_timeout(timeout)
+        if at_revision is not None or at_time is not None:
+            kind = self._kind(entity_type)
+            _check_entity_id(entity_id)
+            rebuild = state_at(
+                kind, persistence_id_of(entity_type, entity_id), entity_id,
+                at_revision=at_revision, at_time=at_time,
+            )  # fmt: skip
+            if timeout is None:
+                return await rebuild
+            async with asyncio.timeout(timeout):
+                return await rebuild
         actor = self._actor(entity_type, entity_id)
         future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
         actor.enqueue(Message(GET_STATE, future))
         state: tuple[Any, int] = await _wait(future, timeout, actor.persistence_id)
         return state
 
-    def _actor(self, entity_type: str, entity_id: str) -> EntityActor:
+    def events(
+        self,
+        entity_type: str,
+        entity_id: str,
+        *,
+        from_sequence: int = 1,
+        to_sequence: int | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[EventEnvelope]:
+        """An entity's stored events in order, as envelopes: `async for e in engine.events()`."""
+        kind = self._kind(entity_type)
+        _check_entity_id(entity_id)
+        check_revision(from_sequence, "from_sequence")
+        if to_sequence is not None:
+            check_revision(to_sequence, "to_sequence")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+        return stream_events(
+            kind, persistence_id_of(entity_type, entity_id), from_sequence, to_sequence, page_size
+        )
+
+    async def command_log(
+        self, entity_type: str, entity_id: str, *, limit: int | None = None
+    ) -> list[CommandRecord]:
+        """The commands an entity handled, oldest first, with their outcomes: the audit
+        trail of a type registered with `command_log=True`."""
+        kind = self._kind(entity_type)
+        if not kind.command_log:
+            raise ValueError(
+                f"entity type {entity_type!r} keeps no command log: register it with "
+                "command_log=True"
+            )
+        _check_entity_id(entity_id)
+        entries = await self.store.read_commands(
+            persistence_id_of(entity_type, entity_id), limit=limit
+        )
+        return [
+            msgspec.structs.replace(entry, command=decode_command(self.serializer, entry))
+            for entry in entries
+        ]
+
+    def _kind(self, entity_type: str) -> EntityKind:
         if not self._running:
             raise EngineNotStarted("the engine is not running: call start() or use `async with`")
         kind = self._kinds.get(entity_type)
@@ -248,6 +419,10 @@ class Engine:
                 f"unknown entity type {entity_type!r}; registered: "
                 + (", ".join(repr(name) for name in self._kinds) or "none")
             )
+        return kind
+
+    def _actor(self, entity_type: str, entity_id: str) -> EntityActor:
+        kind = self._kind(entity_type)
         _check_entity_id(entity_id)
         persistence_id = persistence_id_of(entity_type, entity_id)
         actor = self._entities.get(persistence_id)
@@ -264,95 +439,6 @@ class Engine:
     def is_live(self, entity_type: str, entity_id: str) -> bool:
         """Whether the entity is in memory (not passivated, not yet spawned)."""
         return persistence_id_of(entity_type, entity_id) in self._entities
-
-    # -- subscriptions and projections ----------------------------------------------------
-
-    def subscribe(self, from_position: int | None = None, *, page_size: int = 500) -> Subscription:
-        """Every event after `from_position` in global order, then live; without a position,
-        every event persisted after this call returns.
-
-        The subscription reads the store at its own pace, holding at most one page: a slow
-        subscriber never stalls the engine, and never loses an event.
-        """
-        if not self._running:
-            raise EngineNotStarted("the engine is not running: call start() or use `async with`")
-        start = self._known_head if from_position is None else check_position(from_position)
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
-        subscription = Subscription(
-            self.store, start, self._subscriptions.discard, page_size=page_size
-        )
-        self._subscriptions.add(subscription)
-        return subscription
-
-    def _publish(self, envelopes: Sequence[EventEnvelope]) -> None:
-        if envelopes:
-            self._known_head = max(self._known_head, envelopes[-1].global_position)
-
-    async def add_projection(
-        self,
-        name: str,
-        handler: Callable[..., Any],
-        *,
-        from_start: bool = True,
-        batch_size: int = 500,
-        policy: FailurePolicy | None = None,
-        offset_store: OffsetStore | None = None,
-        entity_types: Sequence[str] | None = None,
-        event_types: Sequence[str] | None = None,
-        tags: Sequence[str] | None = None,
-        batched: bool = False,
-        transactional: bool = False,
-        reset: Callable[..., Any] | None = None,
-        poll_interval: float = 1.0,
-    ) -> None:
-        """Adds a projection; it runs while the engine runs (added before `start`, it starts
-        with the engine). See `eventactors.projections` for delivery and policies.
-
-        `handler(envelope)` by default; `handler(envelopes)` with `batched=True`;
-        `handler(envelopes, connection)` with `transactional=True`, where the offset commits in
-        the handler's own transaction (SQLite: a plain function on the writer thread). `reset`
-        clears the read model before a rebuild (given the connection when transactional).
-        """
-        await self._projections.add(
-            build_spec(
-                self.store, name, handler, from_start=from_start, batch_size=batch_size,
-                policy=policy, offset_store=offset_store, entity_types=entity_types,
-                event_types=event_types, tags=tags, batched=batched,
-                transactional=transactional, reset=reset, poll_interval=poll_interval,
-            )
-        )  # fmt: skip
-
-    async def remove_projection(self, name: str) -> None:
-        """Finishes the page in hand, commits its offset, and removes the projection. Added
-        again under the same name, it resumes after that offset."""
-        await self._projections.remove(name)
-
-    async def is_projection_running(self, name: str) -> bool:
-        return self._projections.get(name).is_running
-
-    def projection_status(self, name: str) -> ProjectionStatus:
-        """Position, head, lag, events handled, last error and state of a projection."""
-        return self._projections.status(name)
-
-    async def wait_for_projection(self, name: str, *, timeout: float = 30.0) -> ProjectionStatus:
-        """Waits until the projection has handled everything committed when this was called
-        (its offset reaches that head); `TimeoutError` after `timeout` seconds."""
-        runner = self._projections.get(name)
-        head = await self.store.head_position()
-        async with asyncio.timeout(timeout):
-            await runner.wait_until(head)
-        return runner.status()
-
-    async def rebuild_projection(
-        self, name: str, *, on_progress: Callable[[int, int], Any] | None = None
-    ) -> ProjectionStatus:
-        """Resets the projection's offset (and read model, through its `reset`) and replays the
-        log up to its current head, calling `on_progress(position, head)` after each page.
-        The projection then carries on live."""
-        if not self._running:
-            raise EngineNotStarted("the engine is not running: call start() or use `async with`")
-        return await self._projections.rebuild(name, on_progress)
 
     def statistics(self) -> EngineStatistics:
         busy = [actor for actor in self._entities.values() if actor.task is not None]
@@ -389,6 +475,13 @@ def _check_entity_id(entity_id: object) -> None:
         )
     if "\x00" in entity_id:
         raise InvalidEntityId(f"entity id must not contain NUL characters: {entity_id!r}")
+
+
+def _check_timeout(timeout: object) -> None:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
 
 
 def _check_positive(name: str, value: object, kinds: type | tuple[type, ...]) -> None:

@@ -60,6 +60,28 @@ class ConcurrencyError(EventActorsError):
     """A stream or durable state was written by someone else: the expected revision differs."""
 
 
+class IdentifierTaken(EventActorsError):
+    """Another entity of the type already holds these natural identifiers; nothing of the
+    write that claimed them was persisted."""
+
+    def __init__(self, message: str, *, entity_type: str = "", owner: str = "") -> None:
+        super().__init__(message)
+        self.entity_type = entity_type
+        self.owner = owner  # the entity id that holds the keys, when known
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_identifier_taken, (str(self), self.entity_type, self.owner))
+
+
+def _rebuild_identifier_taken(message: str, entity_type: str, owner: str) -> IdentifierTaken:
+    return IdentifierTaken(message, entity_type=entity_type, owner=owner)
+
+
+class InvalidIdentifiers(EventActorsError, ValueError):
+    """Natural identifiers that do not fit the entity type: an unknown or missing key, or a
+    value that is not a non-empty str or an int."""
+
+
 class SerializationError(EventActorsError):
     """A value could not be encoded or decoded; the message names the type and the stream."""
 

@@ -102,6 +102,50 @@ class EventEnvelope:
         )
 
 
+#: The outcomes a command-log entry can record.
+ACCEPTED, REJECTED, TIMED_OUT, FAILED = "accepted", "rejected", "timed_out", "failed"
+
+
+class CommandRecord(msgspec.Struct, frozen=True):
+    """One handled command in the command log: the audit trail of who asked for what, and
+    what came of it.
+
+    An accepted command's entry is written in the same transaction as its events (or its new
+    durable state), so the log and the streams never disagree. `event_ids` are the events it
+    caused; each of those events carries this `command_id`. `reason` says why a command was
+    rejected, timed out or failed. `command` is the decoded command, filled in by
+    `Engine.command_log` when its type is registered; stores leave it None.
+    """
+
+    command_id: str
+    persistence_id: str
+    entity_type: str
+    entity_id: str
+    command_type: str
+    payload: bytes
+    timestamp: datetime
+    outcome: str
+    reason: str = ""
+    event_ids: tuple[str, ...] = ()
+    revision: int = 0  # the entity's revision after the command
+    correlation_id: str = ""
+    metadata: Mapping[str, str] = {}
+    command: Any = None
+
+
+class IdentifierClaim(msgspec.Struct, frozen=True):
+    """ "The natural identifiers of this entity are now `identifiers`", written with the write
+    that creates or changes them.
+
+    `identifiers` is the canonical text of the key set (JSON, keys sorted): unique per entity
+    type, so two entities can never hold the same keys, and one entity holds one key set.
+    """
+
+    entity_type: str
+    entity_id: str
+    identifiers: str
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot(Generic[S]):
     """An entity's state after event `sequence_number`; bounds recovery to the events after it."""
@@ -131,3 +175,4 @@ class Reply(Generic[S]):
     state: S
     revision: int
     events: tuple[EventEnvelope, ...] = ()
+    entity_id: str = ""  # set by `Engine.send_by`, which finds or creates the entity

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..behavior import DurableStateBehavior
-from ..records import Reply, StateRecord
+from ..records import ACCEPTED, Reply, StateRecord
+from .command_log import command_entry
 from .entity import EntityActor, Message
 
 
@@ -31,7 +32,7 @@ class DurableStateEntity(EntityActor):
             self.recovered = False
             raise
         if new_state is None:
-            return Reply(self.state, self.revision, ())
+            return await self.accepted_without_change(message)
         if type(new_state) is not self.kind.state_type:
             raise self.invalid_result(
                 new_state,
@@ -42,7 +43,13 @@ class DurableStateEntity(EntityActor):
             self.persistence_id, revision, self.kind.state_type_name, new_state, datetime.now(UTC)
         )
         try:
-            await self.kind.store.upsert_state(self.persistence_id, revision, record)
+            claim = self.claim_for(new_state, message)
+            command = None
+            if self.kind.command_log:
+                command = command_entry(self, message, ACCEPTED, revision=revision)
+            await self.kind.store.upsert_state(
+                self.persistence_id, revision, record, command=command, claim=claim
+            )
         except BaseException:
             self.recovered = False
             raise

@@ -16,17 +16,37 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-from ..errors import CommandTimeout, EngineNotStarted, InvalidHandlerResult, UnknownCommand
-from ..records import Reply
+from ..errors import (
+    CommandTimeout,
+    ConcurrencyError,
+    EngineNotStarted,
+    InvalidHandlerResult,
+    InvalidIdentifiers,
+    UnknownCommand,
+)
+from ..records import ACCEPTED, IdentifierClaim, Reply
+from .command_log import outcome_of, record_unwritten
 from .kinds import EntityKind
 
 log = logging.getLogger("eventactors.entity")
 
 
 class Message:
-    """A command (or a state query, when `command` is `GET_STATE`) and where its answer goes."""
+    """A command (or a state query, when `command` is `GET_STATE`) and where its answer goes.
 
-    __slots__ = ("command", "command_id", "correlation_id", "future", "metadata")
+    `expected_revision` guards a command from a caller who decided on a state read earlier;
+    `creates_with` is set by `send_by` for a new entity: the identifiers it must end up with.
+    """
+
+    __slots__ = (
+        "command",
+        "command_id",
+        "correlation_id",
+        "creates_with",
+        "expected_revision",
+        "future",
+        "metadata",
+    )
 
     def __init__(
         self,
@@ -35,12 +55,16 @@ class Message:
         command_id: str = "",
         correlation_id: str = "",
         metadata: dict[str, str] | None = None,
+        expected_revision: int | None = None,
+        creates_with: str | None = None,
     ) -> None:
         self.command = command
         self.future = future
         self.command_id = command_id
         self.correlation_id = correlation_id
         self.metadata = metadata
+        self.expected_revision = expected_revision
+        self.creates_with = creates_with
 
 
 GET_STATE = object()
@@ -146,6 +170,12 @@ class EntityActor:
                 if not future.done():
                     future.set_result(result)
                 return
+            expected = message.expected_revision
+            if expected is not None and expected != self.revision:
+                raise ConcurrencyError(
+                    f"{self.persistence_id!r} is at revision {self.revision}, the command "
+                    f"expected {expected}; nothing was persisted"
+                )
             reply = await self.handle(message)
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
@@ -159,10 +189,14 @@ class EntityActor:
                 future.set_exception(exc)
             return
         except BaseException as exc:
+            if not isinstance(exc, Exception):
+                if not future.done():
+                    future.set_exception(exc)
+                raise
+            if self.kind.command_log and message.command is not GET_STATE:
+                await record_unwritten(self, message, *outcome_of(exc))
             if not future.done():
                 future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
         if not future.done():
             future.set_result(reply)
@@ -203,6 +237,29 @@ class EntityActor:
             f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
             "nothing was persisted"
         )
+
+    async def accepted_without_change(self, message: Message) -> Reply[Any]:
+        """The reply to a command that changed nothing, logged first if the kind logs."""
+        if self.kind.command_log:
+            await record_unwritten(self, message, ACCEPTED)
+        return Reply(self.state, self.revision, ())
+
+    def claim_for(self, new_state: Any, message: Message) -> IdentifierClaim | None:
+        """The identifier claim a change to `new_state` needs: None unless the entity's
+        natural keys change (or are set for the first time)."""
+        spec = self.kind.identifiers
+        if spec is None:
+            return None
+        keys = spec.of_state(new_state)
+        if message.creates_with is not None and keys != message.creates_with:
+            raise InvalidIdentifiers(
+                f"the command sent by identifiers {message.creates_with} would create "
+                f"{self.persistence_id!r} with identifiers {keys}; they must match, so nothing "
+                "was persisted"
+            )
+        if keys is None or keys == spec.of_state(self.state):
+            return None
+        return IdentifierClaim(self.kind.name, self.entity_id, keys)
 
     def invalid_result(self, what: Any, expected: str) -> InvalidHandlerResult:
         return InvalidHandlerResult(

@@ -11,7 +11,8 @@ from typing import Any
 from .._ids import uuid7
 from ..behavior import EventSourcedBehavior
 from ..errors import EventActorsError, SerializationError
-from ..records import EventRecord, Reply, Snapshot
+from ..records import ACCEPTED, EventRecord, Reply, Snapshot
+from .command_log import command_entry
 from .entity import EntityActor, Message
 
 log = logging.getLogger("eventactors.entity")
@@ -102,15 +103,29 @@ class EventSourcedEntity(EntityActor):
     async def handle(self, message: Message) -> Reply[Any]:
         events = self._as_events(await self.decide(message))
         if not events:
-            return Reply(self.state, self.revision, ())
+            return await self.accepted_without_change(message)
         # Apply to a candidate first: a failing event handler must not leave behind an event
         # that can never be replayed. The candidate becomes the state only after the write.
         state = self.state
         for event in events:
             state = self.behavior.handle_event(state, event)
+        claim = self.claim_for(state, message)
         records = self._records(events, message)
+        command = None
+        if self.kind.command_log:
+            command = command_entry(
+                self, message, ACCEPTED,
+                revision=records[-1].sequence_number,
+                event_ids=[record.event_id for record in records],
+            )  # fmt: skip
         try:
-            envelopes = await self.kind.store.append(self.persistence_id, records, self.revision)
+            if command is None and claim is None:
+                append = self.kind.store.append(self.persistence_id, records, self.revision)
+            else:
+                append = self.kind.store.append(
+                    self.persistence_id, records, self.revision, command=command, claim=claim
+                )
+            envelopes = await append
         except BaseException:
             self.recovered = False  # the store may hold more than we know: re-read it first
             raise

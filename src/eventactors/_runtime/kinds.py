@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._identifiers import IdentifierSpec
 from ..behavior import DurableStateBehavior, EventSourcedBehavior
 from ..records import EventEnvelope
 from ..serialization import Serializer
@@ -32,6 +33,8 @@ class EntityKind:
     snapshot_every: int | None = None
     passivate_after: float | None = None
     command_timeout: float | None = None
+    identifiers: IdentifierSpec | None = None
+    command_log: bool = False
     #: Idle actors in the order they became idle; the passivation sweep reads from the front.
     idle: OrderedDict[str, EntityActor] = field(default_factory=OrderedDict)
 

@@ -9,11 +9,23 @@ from typing import Any
 from ..errors import (
     ConcurrencyError,
     EventActorsError,
+    IdentifierTaken,
     SerializationError,
     StoreUnavailable,
     WriteRefused,
 )
-from ..records import EventEnvelope, EventRecord, StateRecord
+from ..records import (
+    ACCEPTED,
+    FAILED,
+    REJECTED,
+    TIMED_OUT,
+    CommandRecord,
+    EventEnvelope,
+    EventRecord,
+    IdentifierClaim,
+    StateRecord,
+    persistence_id_of,
+)
 from ..serialization import Serializer
 
 
@@ -47,6 +59,65 @@ def check_append(
             raise TypeError(
                 f"record payload must be bytes, got {type(record.payload).__qualname__}"
             )
+
+
+OUTCOMES = (ACCEPTED, REJECTED, TIMED_OUT, FAILED)
+
+
+def check_extras(
+    persistence_id: str, command: CommandRecord | None, claim: IdentifierClaim | None
+) -> None:
+    """Refuses a command-log entry or identifier claim that does not belong to this write."""
+    if command is not None:
+        check_command_record(command)
+        if command.persistence_id != persistence_id:
+            raise ValueError(
+                f"command-log entry for stream {command.persistence_id!r} written with "
+                f"{persistence_id!r}"
+            )
+    if claim is not None:
+        if not isinstance(claim, IdentifierClaim):
+            raise TypeError(f"claim must be an IdentifierClaim, got {type(claim).__qualname__}")
+        if persistence_id_of(claim.entity_type, claim.entity_id) != persistence_id:
+            raise ValueError(
+                f"identifier claim for {claim.entity_type!r}/{claim.entity_id!r} written with "
+                f"stream {persistence_id!r}"
+            )
+        if not isinstance(claim.identifiers, str) or not claim.identifiers:
+            raise ValueError(
+                f"claim.identifiers must be a non-empty str, got {claim.identifiers!r}"
+            )
+
+
+def check_command_record(command: CommandRecord) -> None:
+    if not isinstance(command, CommandRecord):
+        raise TypeError(f"command must be a CommandRecord, got {type(command).__qualname__}")
+    if command.outcome not in OUTCOMES:
+        raise ValueError(
+            f"command outcome must be one of {', '.join(OUTCOMES)}, got {command.outcome!r}"
+        )
+    if not isinstance(command.timestamp, datetime) or command.timestamp.tzinfo is None:
+        raise ValueError(
+            f"command timestamps must be timezone-aware datetimes, got {command.timestamp!r}"
+        )
+    if not isinstance(command.payload, bytes):
+        raise TypeError(f"command payload must be bytes, got {type(command.payload).__qualname__}")
+
+
+def check_at_time(at_time: datetime) -> datetime:
+    if not isinstance(at_time, datetime) or at_time.tzinfo is None:
+        raise ValueError(f"at_time must be a timezone-aware datetime, got {at_time!r}")
+    return at_time
+
+
+def identifier_taken(claim: IdentifierClaim, owner: str) -> IdentifierTaken:
+    """The error for a claim on keys another entity holds, worded the same by every backend."""
+    return IdentifierTaken(
+        f"{claim.entity_type!r} identifiers {claim.identifiers} already belong to entity "
+        f"{owner!r}; nothing of the write for {claim.entity_id!r} was persisted",
+        entity_type=claim.entity_type,
+        owner=owner,
+    )
 
 
 def naming_stream(error: EventActorsError, persistence_id: str) -> EventActorsError:

@@ -17,8 +17,9 @@ import sqlite3
 from typing import Any
 
 from ..errors import EventActorsError, WriteRefused
-from ..records import EventEnvelope, EventRecord
+from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ._common import check_stream_position, envelope_from_record
+from ._sqlite_extras import INSERT_COMMAND, command_row, write_claim
 from ._sqlite_worker import translate_error
 
 INSERT_EVENT = (
@@ -38,7 +39,17 @@ Outcome = tuple[bool, Any]  # (True, envelopes) or (False, the append's error)
 class AppendJob:
     """One append, ready to be written: its rows are already encoded on the event loop."""
 
-    __slots__ = ("entity_type", "expected", "last", "persistence_id", "records", "rows", "store")
+    __slots__ = (
+        "claim",
+        "command",
+        "entity_type",
+        "expected",
+        "last",
+        "persistence_id",
+        "records",
+        "rows",
+        "store",
+    )
 
     def __init__(
         self,
@@ -47,7 +58,11 @@ class AppendJob:
         records: list[EventRecord],
         rows: list[tuple[Any, ...]],
         store: Any,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> None:
+        self.command = command
+        self.claim = claim
         self.persistence_id = persistence_id
         self.expected = expected
         self.records = records
@@ -98,6 +113,8 @@ def write_appends_together(connection: sqlite3.Connection, jobs: list[AppendJob]
             check_stream_position(
                 job.persistence_id, highest.get(job.persistence_id, 0), job.expected
             )
+            if job.claim is not None:  # rare (a creation, a change of keys): written at once
+                write_claim(connection, job.claim)
         except EventActorsError as conflict:
             outcomes.append((False, conflict))
             continue
@@ -105,6 +122,13 @@ def write_appends_together(connection: sqlite3.Connection, jobs: list[AppendJob]
         if job.rows:
             highest[job.persistence_id] = job.last
             accepted.append((len(outcomes) - 1, job))
+    commands = [  # refused appends' entries are left out with their events
+        command_row(job.command)
+        for job, (ok, _) in zip(jobs, outcomes, strict=True)
+        if ok and job.command is not None
+    ]
+    if commands:
+        connection.executemany(INSERT_COMMAND, commands)
     rows = [row for _, job in accepted for row in job.rows]
     if not rows:
         return outcomes

@@ -49,6 +49,30 @@ CREATE TABLE IF NOT EXISTS ea_durable_state (
     payload                NOT NULL,
     timestamp      TEXT    NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ea_identifiers (
+    entity_type TEXT NOT NULL,
+    identifiers TEXT NOT NULL,  -- the canonical key set: JSON, keys sorted
+    entity_id   TEXT NOT NULL,
+    PRIMARY KEY (entity_type, identifiers),
+    UNIQUE (entity_type, entity_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ea_commands (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    command_id     TEXT    NOT NULL,
+    persistence_id TEXT    NOT NULL,
+    entity_type    TEXT    NOT NULL,
+    entity_id      TEXT    NOT NULL,
+    command_type   TEXT    NOT NULL,
+    payload        BLOB    NOT NULL,
+    timestamp      TEXT    NOT NULL,  -- ISO 8601, UTC
+    outcome        TEXT    NOT NULL,
+    reason         TEXT    NOT NULL DEFAULT '',
+    event_ids      TEXT    NOT NULL DEFAULT '[]',
+    revision       INTEGER NOT NULL,
+    correlation_id TEXT    NOT NULL DEFAULT '',
+    metadata       TEXT    NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS ea_commands_by_stream ON ea_commands (persistence_id, position);
 CREATE TABLE IF NOT EXISTS ea_offsets (
     projection TEXT PRIMARY KEY,
     position   INTEGER NOT NULL,

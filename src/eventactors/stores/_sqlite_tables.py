@@ -12,15 +12,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..errors import SerializationError
-from ..records import Snapshot, StateRecord
+from ..records import CommandRecord, IdentifierClaim, Snapshot, StateRecord
 from ..serialization import Serializer
 from ._common import (
+    check_extras,
     check_position,
     check_state_record,
     check_state_revision,
     decode_state,
     encode_state,
 )
+from ._sqlite_extras import write_extras
 from ._sqlite_rows import format_timestamp, parse_timestamp
 from ._sqlite_worker import HandlerFailed
 
@@ -83,9 +85,16 @@ class SQLiteTables:
     # -- durable state --------------------------------------------------------------------
 
     async def upsert_state(
-        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+        self,
+        persistence_id: str,
+        revision: int,
+        state_record: StateRecord[Any],
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> None:
         check_state_record(persistence_id, revision, state_record)
+        check_extras(persistence_id, command, claim)
         payload = self._stored(encode_state(self.serializer, state_record.state, persistence_id))
         row = (persistence_id, revision, state_record.state_type, payload,
                format_timestamp(state_record.timestamp))  # fmt: skip
@@ -98,6 +107,7 @@ class SQLiteTables:
                 "(persistence_id, revision, state_type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
                 row,
             )
+            write_extras(connection, command, claim)
 
         await self._write(write)
 

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from ..errors import ConcurrencyError
-from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..errors import EventActorsError
+from ..records import (
+    CommandRecord,
+    EventEnvelope,
+    EventRecord,
+    IdentifierClaim,
+    Snapshot,
+    StateRecord,
+)
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_at_time,
+    check_command_record,
+    check_extras,
     check_filter,
     check_position,
     check_range,
@@ -26,6 +37,7 @@ from ._common import (
     decode_state,
     encode_state,
     envelope_from_record,
+    identifier_taken,
     matches,
 )
 from ._notify import AppendSignal
@@ -44,6 +56,9 @@ class MemoryStore:
         self._snapshots: dict[str, dict[int, tuple[str, bytes, Any]]] = {}
         self._states: dict[str, tuple[int, str, bytes, Any]] = {}
         self._offsets: dict[str, int] = {}
+        self._owners: dict[tuple[str, str], str] = {}  # (entity type, identifiers) -> entity id
+        self._identifiers: dict[tuple[str, str], str] = {}  # (entity type, entity id) -> ids
+        self._commands: dict[str, list[CommandRecord]] = {}
         self._signal = AppendSignal(self.head_position, poll_interval=None)
         self._counter = WriteCounter()
 
@@ -61,15 +76,21 @@ class MemoryStore:
         persistence_id: str,
         records: Sequence[EventRecord],
         expected_sequence_number: int,
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
+        check_extras(persistence_id, command, claim)
         highest = self._highest.get(persistence_id, 0)
         try:
             check_stream_position(persistence_id, highest, expected_sequence_number)
-        except ConcurrencyError:
+            self._check_claim(claim)
+        except EventActorsError:
             self._counter.count(1, 1, 0)
             raise
         self._counter.count(1, 1, len(records))
+        self._write_extras(command, claim)
         if not records:
             return []
         stored = []
@@ -113,6 +134,13 @@ class MemoryStore:
         ]
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
+        return self._highest.get(persistence_id, 0)
+
+    async def sequence_at(self, persistence_id: str, at_time: datetime) -> int:
+        check_at_time(at_time)
+        for envelope in self._streams.get(persistence_id, []):
+            if envelope.timestamp > at_time:
+                return envelope.sequence_number - 1
         return self._highest.get(persistence_id, 0)
 
     async def read_all(
@@ -188,12 +216,21 @@ class MemoryStore:
     # -- durable state --------------------------------------------------------------------
 
     async def upsert_state(
-        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+        self,
+        persistence_id: str,
+        revision: int,
+        state_record: StateRecord[Any],
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> None:
         check_state_record(persistence_id, revision, state_record)
+        check_extras(persistence_id, command, claim)
         stored = self._states.get(persistence_id, (0,))[0]
         check_state_revision(persistence_id, stored, revision, deleting=False)
+        self._check_claim(claim)
         payload = encode_state(self.serializer, state_record.state, persistence_id)
+        self._write_extras(command, claim)
         self._states[persistence_id] = (
             revision,
             state_record.state_type,
@@ -214,6 +251,43 @@ class MemoryStore:
         stored = self._states.get(persistence_id, (0,))[0]
         check_state_revision(persistence_id, stored, revision, deleting=True)
         self._states.pop(persistence_id, None)
+
+    # -- natural identifiers and the command log -----------------------------------------
+
+    def _check_claim(self, claim: IdentifierClaim | None) -> None:
+        if claim is None:
+            return
+        owner = self._owners.get((claim.entity_type, claim.identifiers))
+        if owner is not None and owner != claim.entity_id:
+            raise identifier_taken(claim, owner)
+
+    def _write_extras(self, command: CommandRecord | None, claim: IdentifierClaim | None) -> None:
+        if command is not None:
+            self._commands.setdefault(command.persistence_id, []).append(command)
+        if claim is not None:
+            entity = (claim.entity_type, claim.entity_id)
+            previous = self._identifiers.get(entity)
+            if previous is not None:
+                del self._owners[(claim.entity_type, previous)]
+            self._owners[(claim.entity_type, claim.identifiers)] = claim.entity_id
+            self._identifiers[entity] = claim.identifiers
+
+    async def find_entity(self, entity_type: str, identifiers: str) -> str | None:
+        return self._owners.get((entity_type, identifiers))
+
+    async def identifiers_of(self, entity_type: str, entity_id: str) -> str | None:
+        return self._identifiers.get((entity_type, entity_id))
+
+    async def record_command(self, command: CommandRecord) -> None:
+        check_command_record(command)
+        self._write_extras(command, None)
+
+    async def read_commands(
+        self, persistence_id: str, *, limit: int | None = None
+    ) -> list[CommandRecord]:
+        check_range(0, None, limit)
+        entries = self._commands.get(persistence_id, [])
+        return list(entries if limit is None else entries[:limit])
 
     # -- offsets --------------------------------------------------------------------------
 

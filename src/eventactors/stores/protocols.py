@@ -1,15 +1,23 @@
-"""The four store protocols every backend implements, and `Store`, which combines them.
+"""The store protocols every backend implements, and `Store`, which combines them.
 
-One store object provides all four, so a projection can commit its read model and its
+One store object provides them all, so a projection can commit its read model and its
 offset in one transaction of the same database. Every backend passes tests/conformance/.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ..records import EventEnvelope, EventRecord, Snapshot, StateRecord
+from ..records import (
+    CommandRecord,
+    EventEnvelope,
+    EventRecord,
+    IdentifierClaim,
+    Snapshot,
+    StateRecord,
+)
 from ..serialization import Serializer
 
 
@@ -20,9 +28,17 @@ class EventStore(Protocol):
         persistence_id: str,
         records: Sequence[EventRecord],
         expected_sequence_number: int,
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> list[EventEnvelope]:
         """Writes all records or none; `ConcurrencyError` if the stream's highest sequence
-        number is not `expected_sequence_number`. Returns the envelopes with their positions."""
+        number is not `expected_sequence_number`. Returns the envelopes with their positions.
+
+        `command` (a command-log entry) and `claim` (the entity's new natural identifiers)
+        are written in the same transaction, or nothing is: a claim on keys another entity
+        holds raises `IdentifierTaken`.
+        """
         ...
 
     async def read_stream(
@@ -44,6 +60,11 @@ class EventStore(Protocol):
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
         """0 for an unknown stream; never lowered by `delete_events_to`."""
+        ...
+
+    async def sequence_at(self, persistence_id: str, at_time: datetime) -> int:
+        """How far the stream had got at `at_time`: the highest n such that no stored event
+        up to n is timestamped after `at_time` (0 for a stream that had not started)."""
         ...
 
     async def read_all(
@@ -94,10 +115,17 @@ class SnapshotStore(Protocol):
 @runtime_checkable
 class StateStore(Protocol):
     async def upsert_state(
-        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+        self,
+        persistence_id: str,
+        revision: int,
+        state_record: StateRecord[Any],
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> None:
         """Writes revision `revision`, which must be exactly one more than the stored one
-        (1 for a new entity); anything else raises `ConcurrencyError`."""
+        (1 for a new entity); anything else raises `ConcurrencyError`. `command` and `claim`
+        are written with it, as for `EventStore.append`."""
         ...
 
     async def get_state(self, persistence_id: str) -> StateRecord[Any] | None: ...
@@ -119,6 +147,36 @@ class OffsetStore(Protocol):
 
 
 @runtime_checkable
+class IdentifierStore(Protocol):
+    """The map from natural identifiers to entity ids, kept beside the streams (written by
+    the `claim` of `append` and `upsert_state`)."""
+
+    async def find_entity(self, entity_type: str, identifiers: str) -> str | None:
+        """The id of the entity holding this canonical key set, or None."""
+        ...
+
+    async def identifiers_of(self, entity_type: str, entity_id: str) -> str | None:
+        """The canonical key set an entity holds, or None."""
+        ...
+
+
+@runtime_checkable
+class CommandLogStore(Protocol):
+    """The command log: every handled command of the entity types that keep one."""
+
+    async def record_command(self, command: CommandRecord) -> None:
+        """Adds an entry for a command that wrote nothing (rejected, timed out, failed, or
+        accepted without events); entries for writes go with `append` and `upsert_state`."""
+        ...
+
+    async def read_commands(
+        self, persistence_id: str, *, limit: int | None = None
+    ) -> list[CommandRecord]:
+        """The stream's entries in the order they were written."""
+        ...
+
+
+@runtime_checkable
 class TransactionalOffsetStore(Protocol):
     """A store that can commit a projection's own writes and its offset in one transaction."""
 
@@ -134,8 +192,10 @@ class TransactionalOffsetStore(Protocol):
 
 
 @runtime_checkable
-class Store(EventStore, SnapshotStore, StateStore, OffsetStore, Protocol):
-    """A backend: all four protocols, the serializer that decodes what it reads, and `close()`."""
+class Store(
+    EventStore, SnapshotStore, StateStore, OffsetStore, IdentifierStore, CommandLogStore, Protocol
+):
+    """A backend: all six protocols, the serializer that decodes what it reads, and `close()`."""
 
     serializer: Serializer
 

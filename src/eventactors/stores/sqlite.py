@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import EventActorsError, StoreUnavailable
-from ..records import EventEnvelope, EventRecord
+from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_extras,
     check_filter,
     check_range,
     decode_event,
@@ -28,6 +29,7 @@ from ._common import (
 )
 from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
+from ._sqlite_extras import SQLiteExtras
 from ._sqlite_rows import envelope_from_row, event_row, payload_row
 from ._sqlite_schema import ensure_schema
 from ._sqlite_tables import SQLiteTables
@@ -49,8 +51,8 @@ _EVENT_COLUMNS = (
 )
 
 
-class SQLiteStore(SQLiteTables):
-    """All four store protocols in one SQLite file.
+class SQLiteStore(SQLiteTables, SQLiteExtras):
+    """Every store protocol in one SQLite file.
 
     `synchronous="FULL"` (the default) makes every acknowledged write survive power loss;
     `"NORMAL"` keeps the database consistent but may lose the last commits on power loss
@@ -193,8 +195,12 @@ class SQLiteStore(SQLiteTables):
         persistence_id: str,
         records: Sequence[EventRecord],
         expected_sequence_number: int,
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
+        check_extras(persistence_id, command, claim)
         records = list(records)
         text = self.serializer.is_text
         job = AppendJob(
@@ -203,6 +209,8 @@ class SQLiteStore(SQLiteTables):
             records,
             [event_row(record, text) for record in records],
             self,
+            command,
+            claim,
         )
         size = sum(len(record.payload) for record in records)
         try:
