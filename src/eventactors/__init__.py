@@ -15,8 +15,10 @@ from .errors import CommandTimeout as CommandTimeout
 from .errors import ConcurrencyError as ConcurrencyError
 from .errors import EngineNotStarted as EngineNotStarted
 from .errors import EventActorsError as EventActorsError
+from .errors import IdentifierTaken as IdentifierTaken
 from .errors import InvalidEntityId as InvalidEntityId
 from .errors import InvalidHandlerResult as InvalidHandlerResult
+from .errors import InvalidIdentifiers as InvalidIdentifiers
 from .errors import Rejected as Rejected
 from .errors import SerializationError as SerializationError
 from .errors import StoreUnavailable as StoreUnavailable
@@ -29,8 +31,14 @@ from .projections import ProjectionStatus as ProjectionStatus
 from .projections import fail as fail
 from .projections import retry as retry
 from .projections import retry_then_skip as retry_then_skip
+from .records import ACCEPTED as ACCEPTED
+from .records import FAILED as FAILED
+from .records import REJECTED as REJECTED
+from .records import TIMED_OUT as TIMED_OUT
+from .records import CommandRecord as CommandRecord
 from .records import EventEnvelope as EventEnvelope
 from .records import EventRecord as EventRecord
+from .records import IdentifierClaim as IdentifierClaim
 from .records import Reply as Reply
 from .records import Snapshot as Snapshot
 from .records import StateRecord as StateRecord
@@ -40,7 +48,9 @@ from .serialization import Serializer as Serializer
 from .stores.group_commit import WriteStatistics as WriteStatistics
 from .stores.locate import open_store as open_store
 from .stores.memory import MemoryStore as MemoryStore
+from .stores.protocols import CommandLogStore as CommandLogStore
 from .stores.protocols import EventStore as EventStore
+from .stores.protocols import IdentifierStore as IdentifierStore
 from .stores.protocols import OffsetStore as OffsetStore
 from .stores.protocols import SnapshotStore as SnapshotStore
 from .stores.protocols import StateStore as StateStore
@@ -63,6 +73,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ACCEPTED",
+    "FAILED",
+    "REJECTED",
+    "TIMED_OUT",
+    "CommandLogStore",
+    "CommandRecord",
     "CommandTimeout",
     "ConcurrencyError",
     "DurableStateBehavior",
@@ -75,8 +91,12 @@ __all__ = [
     "EventSourcedBehavior",
     "EventStore",
     "FailurePolicy",
+    "IdentifierClaim",
+    "IdentifierStore",
+    "IdentifierTaken",
     "InvalidEntityId",
     "InvalidHandlerResult",
+    "InvalidIdentifiers",
     "JsonSerializer",
     "MemoryStore",
     "OffsetStore",
