@@ -8,42 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import msgspec
-
+from ._engine_checks import (
+    check_entity_id,
+    check_positive,
+    check_timeout,
+    wait_reply,
+)
+from ._engine_history import History
+from ._engine_natural_keys import NaturalKeys
 from ._engine_read_side import ReadSide
 from ._identifiers import IdentifiersOf, IdentifierSpec
 from ._ids import uuid7
-from ._runtime.command_log import decode_command
 from ._runtime.durable_state import DurableStateEntity
 from ._runtime.entity import GET_STATE, EntityActor, Message
 from ._runtime.event_sourced import EventSourcedEntity
-from ._runtime.history import check_revision, state_at, stream_events
+from ._runtime.history import check_revision, state_at
 from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
 from .behavior import DurableStateBehavior, EventSourcedBehavior
 from .errors import (
-    CommandTimeout,
     EngineNotStarted,
-    IdentifierTaken,
-    InvalidEntityId,
-    InvalidIdentifiers,
     SerializationError,
     UnknownEntityType,
 )
-from .records import CommandRecord, EventEnvelope, Reply, persistence_id_of
+from .records import Reply, persistence_id_of
 from .serialization import Serializer
 from .stores.memory import MemoryStore
 from .stores.protocols import Store
 from .subscription import Subscription
-
-MAX_ENTITY_ID_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ class EngineStatistics:
     subscriptions: int
 
 
-class Engine(ReadSide):
+class Engine(NaturalKeys, History, ReadSide):
     """Runs entity actors for registered behaviors on one store."""
 
     def __init__(self, store: Store | None = None, *, serializer: Serializer | None = None) -> None:
@@ -108,9 +107,9 @@ class Engine(ReadSide):
             raise TypeError(
                 f"{behavior_class!r} is not an EventSourcedBehavior or DurableStateBehavior class"
             )
-        _check_positive("snapshot_every", snapshot_every, int)
-        _check_positive("passivate_after", passivate_after, (int, float))
-        _check_positive("command_timeout", command_timeout, (int, float))
+        check_positive("snapshot_every", snapshot_every, int)
+        check_positive("passivate_after", passivate_after, (int, float))
+        check_positive("command_timeout", command_timeout, (int, float))
         if snapshot_every is not None and not is_event_sourced:
             raise ValueError("snapshot_every applies to event-sourced behaviors only")
         if not isinstance(command_log, bool):
@@ -261,7 +260,7 @@ class Engine(ReadSide):
         expected_revision: int | None,
         creates_with: str | None = None,
     ) -> Reply[Any]:
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if expected_revision is not None:
             check_revision(expected_revision, "expected_revision")
         command_id = command_id or uuid7()
@@ -271,71 +270,8 @@ class Engine(ReadSide):
             dict(metadata) if metadata else None, expected_revision, creates_with,
         )  # fmt: skip
         actor.enqueue(message)
-        reply: Reply[Any] = await _wait(future, timeout, actor.persistence_id)
+        reply: Reply[Any] = await wait_reply(future, timeout, actor.persistence_id)
         return reply
-
-    async def send_by(
-        self,
-        entity_type: str,
-        identifiers: Mapping[str, Any],
-        command: Any,
-        *,
-        create: bool = False,
-        timeout: float | None = None,
-        metadata: Mapping[str, str] | None = None,
-        command_id: str | None = None,
-        correlation_id: str | None = None,
-        expected_revision: int | None = None,
-    ) -> Reply[Any]:
-        """Sends a command to the entity its natural keys name, creating it if none holds
-        them; `reply.entity_id` says which entity that was.
-
-        A new entity gets a generated id, and the command must give it exactly these keys:
-        they are claimed in the transaction of its first events, under a unique constraint.
-        When concurrent callers create with the same keys, one wins and the others' commands
-        go on to the winner's entity. With `create=True` the command must create: keys that
-        are already held raise `IdentifierTaken`, and nothing is persisted.
-        """
-        kind = self._kind(entity_type)
-        if kind.identifiers is None:
-            raise InvalidIdentifiers(
-                f"entity type {entity_type!r} has no natural identifiers: register it with "
-                "identifiers=<a function of the state>"
-            )
-        keys = kind.identifiers.canonical(identifiers)
-        _check_timeout(timeout)
-        options = (timeout, metadata, command_id, correlation_id, expected_revision)
-        while True:
-            owner = await self.store.find_entity(entity_type, keys)
-            if owner is not None:
-                if create:
-                    raise IdentifierTaken(
-                        f"{entity_type!r} identifiers {keys} already belong to entity "
-                        f"{owner!r}; nothing was persisted",
-                        entity_type=entity_type,
-                        owner=owner,
-                    )
-                reply = await self._send(self._actor(entity_type, owner), command, *options)
-                return replace(reply, entity_id=owner)
-            actor = self._actor(entity_type, uuid7())
-            try:
-                reply = await self._send(actor, command, *options, creates_with=keys)
-            except IdentifierTaken:
-                if create:
-                    raise
-                continue  # another caller created it first: the command goes to theirs
-            finally:
-                if actor.revision == 0 and actor.is_idle:  # it never came to exist
-                    self._forget(actor.persistence_id, actor)
-                    kind.idle.pop(actor.persistence_id, None)
-            return replace(reply, entity_id=actor.entity_id)
-
-    async def resolve(self, entity_type: str, identifiers: Mapping[str, Any]) -> str | None:
-        """The id of the entity holding these natural keys, or None."""
-        kind = self._kind(entity_type)
-        if kind.identifiers is None:
-            raise InvalidIdentifiers(f"entity type {entity_type!r} has no natural identifiers")
-        return await self.store.find_entity(entity_type, kind.identifiers.canonical(identifiers))
 
     async def get_state(
         self,
@@ -351,10 +287,10 @@ class Engine(ReadSide):
         With `at_revision` or `at_time` (an aware datetime), the state as it was then, rebuilt
         from the nearest earlier snapshot beside the live entity, which it leaves untouched.
         """
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if at_revision is not None or at_time is not None:
             kind = self._kind(entity_type)
-            _check_entity_id(entity_id)
+            check_entity_id(entity_id)
             rebuild = state_at(
                 kind, persistence_id_of(entity_type, entity_id), entity_id,
                 at_revision=at_revision, at_time=at_time,
@@ -366,49 +302,8 @@ class Engine(ReadSide):
         actor = self._actor(entity_type, entity_id)
         future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
         actor.enqueue(Message(GET_STATE, future))
-        state: tuple[Any, int] = await _wait(future, timeout, actor.persistence_id)
+        state: tuple[Any, int] = await wait_reply(future, timeout, actor.persistence_id)
         return state
-
-    def events(
-        self,
-        entity_type: str,
-        entity_id: str,
-        *,
-        from_sequence: int = 1,
-        to_sequence: int | None = None,
-        page_size: int = 500,
-    ) -> AsyncIterator[EventEnvelope]:
-        """An entity's stored events in order, as envelopes: `async for e in engine.events()`."""
-        kind = self._kind(entity_type)
-        _check_entity_id(entity_id)
-        check_revision(from_sequence, "from_sequence")
-        if to_sequence is not None:
-            check_revision(to_sequence, "to_sequence")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
-        return stream_events(
-            kind, persistence_id_of(entity_type, entity_id), from_sequence, to_sequence, page_size
-        )
-
-    async def command_log(
-        self, entity_type: str, entity_id: str, *, limit: int | None = None
-    ) -> list[CommandRecord]:
-        """The commands an entity handled, oldest first, with their outcomes: the audit
-        trail of a type registered with `command_log=True`."""
-        kind = self._kind(entity_type)
-        if not kind.command_log:
-            raise ValueError(
-                f"entity type {entity_type!r} keeps no command log: register it with "
-                "command_log=True"
-            )
-        _check_entity_id(entity_id)
-        entries = await self.store.read_commands(
-            persistence_id_of(entity_type, entity_id), limit=limit
-        )
-        return [
-            msgspec.structs.replace(entry, command=decode_command(self.serializer, entry))
-            for entry in entries
-        ]
 
     def _kind(self, entity_type: str) -> EntityKind:
         if not self._running:
@@ -423,7 +318,7 @@ class Engine(ReadSide):
 
     def _actor(self, entity_type: str, entity_id: str) -> EntityActor:
         kind = self._kind(entity_type)
-        _check_entity_id(entity_id)
+        check_entity_id(entity_id)
         persistence_id = persistence_id_of(entity_type, entity_id)
         actor = self._entities.get(persistence_id)
         if actor is None:
@@ -450,42 +345,3 @@ class Engine(ReadSide):
             queued_messages=sum(len(actor.mailbox or ()) for actor in busy),
             subscriptions=len(self._subscriptions),
         )
-
-
-async def _wait(future: asyncio.Future[Any], timeout: float | None, persistence_id: str) -> Any:
-    if timeout is None:
-        return await future
-    try:
-        return await asyncio.wait_for(future, timeout)
-    except TimeoutError:
-        raise CommandTimeout(
-            f"no reply from {persistence_id!r} within {timeout}s; a command that had not "
-            "started was dropped, one already running may still complete"
-        ) from None
-
-
-def _check_entity_id(entity_id: object) -> None:
-    if not isinstance(entity_id, str):
-        raise InvalidEntityId(f"entity id must be a str, got {type(entity_id).__qualname__}")
-    if not entity_id.strip():
-        raise InvalidEntityId(f"entity id must not be empty or blank, got {entity_id!r}")
-    if len(entity_id) > MAX_ENTITY_ID_LENGTH:
-        raise InvalidEntityId(
-            f"entity id is {len(entity_id)} characters; the limit is {MAX_ENTITY_ID_LENGTH}"
-        )
-    if "\x00" in entity_id:
-        raise InvalidEntityId(f"entity id must not contain NUL characters: {entity_id!r}")
-
-
-def _check_timeout(timeout: object) -> None:
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
-    ):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-
-
-def _check_positive(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:  # type: ignore[operator]
-        raise ValueError(f"{name} must be a positive number, got {value!r}")

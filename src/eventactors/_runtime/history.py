@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from ..errors import EventActorsError
+from ..errors import EventActorsError, SerializationError
 from ..records import EventEnvelope
 from ..stores._common import check_at_time
 from .kinds import EntityKind
@@ -71,7 +71,13 @@ async def state_at(
                 raise EventActorsError(
                     f"stream {persistence_id!r} jumps from sequence {sequence} to {number}"
                 )
-            state = handle_event(state, decode(event_type, payload))
+            try:
+                event = decode(event_type, payload)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"{exc} (stream {persistence_id!r}, sequence {number})"
+                ) from exc
+            state = handle_event(state, event)
             sequence = number
     return state, target
 

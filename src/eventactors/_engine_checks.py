@@ -1,0 +1,51 @@
+"""Argument checks and the reply wait shared by the engine's modules."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .errors import CommandTimeout, InvalidEntityId
+
+MAX_ENTITY_ID_LENGTH = 1024
+
+
+async def wait_reply(
+    future: asyncio.Future[Any], timeout: float | None, persistence_id: str
+) -> Any:
+    if timeout is None:
+        return await future
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        raise CommandTimeout(
+            f"no reply from {persistence_id!r} within {timeout}s; a command that had not "
+            "started was dropped, one already running may still complete"
+        ) from None
+
+
+def check_entity_id(entity_id: object) -> None:
+    if not isinstance(entity_id, str):
+        raise InvalidEntityId(f"entity id must be a str, got {type(entity_id).__qualname__}")
+    if not entity_id.strip():
+        raise InvalidEntityId(f"entity id must not be empty or blank, got {entity_id!r}")
+    if len(entity_id) > MAX_ENTITY_ID_LENGTH:
+        raise InvalidEntityId(
+            f"entity id is {len(entity_id)} characters; the limit is {MAX_ENTITY_ID_LENGTH}"
+        )
+    if "\x00" in entity_id:
+        raise InvalidEntityId(f"entity id must not contain NUL characters: {entity_id!r}")
+
+
+def check_timeout(timeout: object) -> None:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+
+
+def check_positive(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a positive number, got {value!r}")

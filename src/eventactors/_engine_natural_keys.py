@@ -1,0 +1,112 @@
+"""Addressing entities by their natural keys (an email, an ISBN and copy number) instead of
+their generated ids: the engine's side of the identifier map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ._engine_checks import check_timeout
+from ._ids import uuid7
+from ._runtime.entity import EntityActor
+from ._runtime.kinds import EntityKind
+from .errors import IdentifierTaken, InvalidIdentifiers
+from .records import Reply
+from .stores.protocols import Store
+
+#: A creation that loses a race is re-routed to the winner; this bounds the retries, in case
+#: the winner keeps changing its keys in between.
+MAX_ROUTING_ATTEMPTS = 3
+
+
+class NaturalKeys:
+    """Mixed into `Engine`: `send_by` and `resolve`."""
+
+    store: Store
+
+    def _kind(self, entity_type: str) -> EntityKind:
+        raise NotImplementedError
+
+    def _actor(self, entity_type: str, entity_id: str) -> EntityActor:
+        raise NotImplementedError
+
+    def _forget(self, persistence_id: str, actor: EntityActor) -> None:
+        raise NotImplementedError
+
+    async def _send(
+        self,
+        actor: EntityActor,
+        command: Any,
+        timeout: float | None,
+        metadata: Mapping[str, str] | None,
+        command_id: str | None,
+        correlation_id: str | None,
+        expected_revision: int | None,
+        creates_with: str | None = None,
+    ) -> Reply[Any]:
+        raise NotImplementedError
+
+    async def send_by(
+        self,
+        entity_type: str,
+        identifiers: Mapping[str, Any],
+        command: Any,
+        *,
+        create: bool = False,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Reply[Any]:
+        """Sends a command to the entity its natural keys name, creating it if none holds
+        them; `reply.entity_id` says which entity that was.
+
+        A new entity gets a generated id, and the command must give it exactly these keys:
+        they are claimed in the transaction of its first events, under a unique constraint.
+        When concurrent callers create with the same keys, one wins and the others' commands
+        go on to the winner's entity. With `create=True` the command must create: keys that
+        are already held raise `IdentifierTaken`, and nothing is persisted.
+        """
+        kind = self._kind(entity_type)
+        if kind.identifiers is None:
+            raise InvalidIdentifiers(
+                f"entity type {entity_type!r} has no natural identifiers: register it with "
+                "identifiers=<a function of the state>"
+            )
+        keys = kind.identifiers.canonical(identifiers)
+        check_timeout(timeout)
+        options = (timeout, metadata, command_id, correlation_id, expected_revision)
+        for attempt in range(1, MAX_ROUTING_ATTEMPTS + 1):
+            owner = await self.store.find_entity(entity_type, keys)
+            if owner is not None:
+                if create:
+                    raise IdentifierTaken(
+                        f"{entity_type!r} identifiers {keys} already belong to entity "
+                        f"{owner!r}; nothing was persisted",
+                        entity_type=entity_type,
+                        owner=owner,
+                    )
+                reply = await self._send(self._actor(entity_type, owner), command, *options)
+                return replace(reply, entity_id=owner)
+            actor = self._actor(entity_type, uuid7())
+            try:
+                reply = await self._send(actor, command, *options, creates_with=keys)
+            except IdentifierTaken:
+                if create or attempt == MAX_ROUTING_ATTEMPTS:
+                    raise
+                continue  # another caller created it first: the command goes to theirs
+            finally:
+                if actor.revision == 0 and actor.is_idle:  # it never came to exist
+                    self._forget(actor.persistence_id, actor)
+                    kind.idle.pop(actor.persistence_id, None)
+            return replace(reply, entity_id=actor.entity_id)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def resolve(self, entity_type: str, identifiers: Mapping[str, Any]) -> str | None:
+        """The id of the entity holding these natural keys, or None."""
+        kind = self._kind(entity_type)
+        if kind.identifiers is None:
+            raise InvalidIdentifiers(f"entity type {entity_type!r} has no natural identifiers")
+        return await self.store.find_entity(entity_type, kind.identifiers.canonical(identifiers))
