@@ -19,3 +19,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     assert "Account(owner='ann', balance=100) 2" in printed
     assert "insufficient funds {'balance': 100}" in printed
     assert "account|acc-1 1 Opened(owner='ann')" in printed
+    assert "Lot(highest=100, bidder='ann') | bid too low {'highest': 100}" in printed
+    assert "is at revision 1, the command expected 0; nothing was persisted" in printed
+    assert "already a member\ntaken by True\nAnn 1 ['Joined', 'Renamed']" in printed
+    assert "accepted Rename(name='Ann Lee') 1 \n" in printed
+    assert "rejected Join(email='ann@example.com', name='Imposter') 0 already a member" in printed
