@@ -193,10 +193,12 @@ class EntityActor:
                 if not future.done():
                     future.set_exception(exc)
                 raise
-            if self.kind.command_log and message.command is not GET_STATE:
-                await record_unwritten(self, message, *outcome_of(exc))
-            if not future.done():
-                future.set_exception(exc)
+            try:
+                if self.kind.command_log and message.command is not GET_STATE:
+                    await record_unwritten(self, message, *outcome_of(exc))
+            finally:  # the caller hears, even if the engine stops during the log's write
+                if not future.done():
+                    future.set_exception(exc)
             return
         if not future.done():
             future.set_result(reply)
