@@ -37,6 +37,20 @@ def check_entity_id(entity_id: object) -> None:
         raise InvalidEntityId(f"entity id must not contain NUL characters: {entity_id!r}")
 
 
+def check_send_options(timeout: object, expected_revision: object) -> None:
+    """Checked before an actor is made for the command, so a refused call leaves nothing."""
+    check_timeout(timeout)
+    if expected_revision is not None:
+        check_revision(expected_revision, "expected_revision")
+
+
+def check_revision(value: object, name: str) -> int:
+    """A revision argument: an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
 def check_timeout(timeout: object) -> None:
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
@@ -47,5 +61,6 @@ def check_timeout(timeout: object) -> None:
 def check_positive(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:  # type: ignore[operator]
+    # `not value > 0` also refuses NaN, which every comparison calls false
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:  # type: ignore[operator]
         raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from ._engine_checks import check_entity_id
+from ._engine_checks import check_entity_id, check_revision
 from ._runtime.command_log import decode_command
-from ._runtime.history import check_revision, stream_events
+from ._runtime.history import stream_events
 from ._runtime.kinds import EntityKind
 from .records import CommandRecord, EventEnvelope, persistence_id_of
 from .serialization import Serializer

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ._engine_checks import check_timeout
+from ._engine_checks import check_send_options
 from ._ids import uuid7
 from ._runtime.entity import EntityActor
 from ._runtime.kinds import EntityKind
@@ -76,7 +76,7 @@ class NaturalKeys:
                 "identifiers=<a function of the state>"
             )
         keys = kind.identifiers.canonical(identifiers)
-        check_timeout(timeout)
+        check_send_options(timeout, expected_revision)
         options = (timeout, metadata, command_id, correlation_id, expected_revision)
         for attempt in range(1, MAX_ROUTING_ATTEMPTS + 1):
             owner = await self.store.find_entity(entity_type, keys)

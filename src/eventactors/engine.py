@@ -17,6 +17,7 @@ from typing import Any
 from ._engine_checks import (
     check_entity_id,
     check_positive,
+    check_send_options,
     check_timeout,
     wait_reply,
 )
@@ -28,7 +29,7 @@ from ._ids import uuid7
 from ._runtime.durable_state import DurableStateEntity
 from ._runtime.entity import GET_STATE, EntityActor, Message
 from ._runtime.event_sourced import EventSourcedEntity
-from ._runtime.history import check_revision, state_at
+from ._runtime.history import state_at
 from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
@@ -244,6 +245,7 @@ class Engine(NaturalKeys, History, ReadSide):
         `expected_revision` refuses the command with `ConcurrencyError`, persisting nothing,
         unless the entity is still at that revision when the command's turn comes.
         """
+        check_send_options(timeout, expected_revision)
         return await self._send(
             self._actor(entity_type, entity_id), command, timeout, metadata, command_id,
             correlation_id, expected_revision,
@@ -260,9 +262,6 @@ class Engine(NaturalKeys, History, ReadSide):
         expected_revision: int | None,
         creates_with: str | None = None,
     ) -> Reply[Any]:
-        check_timeout(timeout)
-        if expected_revision is not None:
-            check_revision(expected_revision, "expected_revision")
         command_id = command_id or uuid7()
         future: asyncio.Future[Reply[Any]] = asyncio.get_running_loop().create_future()
         message = Message(

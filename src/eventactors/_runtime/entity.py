@@ -194,7 +194,7 @@ class EntityActor:
                     future.set_exception(exc)
                 raise
             try:
-                if self.kind.command_log and message.command is not GET_STATE:
+                if self.logs(message):
                     await record_unwritten(self, message, *outcome_of(exc))
             finally:  # the caller hears, even if the engine stops during the log's write
                 if not future.done():
@@ -240,9 +240,19 @@ class EntityActor:
             "nothing was persisted"
         )
 
+    def logs(self, message: Message) -> bool:
+        """Whether a command that wrote nothing goes in the command log: not when it was a
+        `send_by` creation, since the entity it would have created never came to exist and
+        no one could look its log up."""
+        return (
+            self.kind.command_log
+            and message.command is not GET_STATE
+            and not (message.creates_with is not None and self.revision == 0)
+        )
+
     async def accepted_without_change(self, message: Message) -> Reply[Any]:
         """The reply to a command that changed nothing, logged first if the kind logs."""
-        if self.kind.command_log:
+        if self.logs(message):
             await record_unwritten(self, message, ACCEPTED)
         return Reply(self.state, self.revision, ())
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from .._engine_checks import check_revision
 from ..errors import EventActorsError, SerializationError
 from ..records import EventEnvelope
 from ..stores._common import check_at_time
@@ -99,10 +100,3 @@ async def stream_events(
         if len(page) < page_size:
             return
         next_sequence = page[-1].sequence_number + 1
-
-
-def check_revision(value: object, name: str) -> int:
-    """A revision argument: an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return value
