@@ -1,0 +1,1 @@
+"""Library book lending: members borrow book copies, at most three loans each."""
