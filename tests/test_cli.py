@@ -36,7 +36,21 @@ def test_demo_runs_restarts_and_shows_the_recovered_state(tmp_path):
     assert "balance=  1000  open       revision 101" in fresh.stdout
 
 
-@pytest.mark.parametrize("args", [[], ["nonsense"], ["demo", "--store", "mysql://x/y"]])
+def test_demo_of_the_library_example_defaults_to_its_own_file(tmp_path):
+    first = run("demo", "--example", "library", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "REFUSED, loan limit of 3 reached" in first.stdout
+    assert "read model matches the member entities" in first.stdout
+    assert (tmp_path / "library.db").exists() and not (tmp_path / "bank.db").exists()
+    again = run("demo", "--example", "library", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "the store holds the library of an earlier run" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["nonsense"], ["demo", "--store", "mysql://x/y"], ["demo", "--example", "zoo"]],
+)
 def test_bad_invocations_exit_non_zero_with_a_message(tmp_path, args):
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2

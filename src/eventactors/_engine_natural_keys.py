@@ -98,11 +98,20 @@ class NaturalKeys:
                     raise
                 continue  # another caller created it first: the command goes to theirs
             finally:
-                if actor.revision == 0 and actor.is_idle:  # it never came to exist
-                    self._forget(actor.persistence_id, actor)
-                    kind.idle.pop(actor.persistence_id, None)
+                self._forget_if_unborn(kind, actor)
             return replace(reply, entity_id=actor.entity_id)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _forget_if_unborn(self, kind: EntityKind, actor: EntityActor) -> None:
+        """Drops a creation's actor if the entity never came to exist: at once if it is idle,
+        or when its mailbox empties, if its caller stopped waiting while it still ran."""
+        if actor.revision != 0:
+            return
+        if actor.task is not None:
+            actor.task.add_done_callback(lambda _: self._forget_if_unborn(kind, actor))
+            return
+        self._forget(actor.persistence_id, actor)
+        kind.idle.pop(actor.persistence_id, None)
 
     async def resolve(self, entity_type: str, identifiers: Mapping[str, Any]) -> str | None:
         """The id of the entity holding these natural keys, or None."""

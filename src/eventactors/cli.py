@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+#: The demos `eventactors demo --example` runs: the module holding each one's `run_demo`.
+EXAMPLES = {
+    "bank": "eventactors_examples.bank.demo",
+    "library": "eventactors_examples.library.demo",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,12 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
-        "demo", help="run the bank-account demo, restart the engine, and show the recovery"
+        "demo", help="run a demo application: the bank (with a restart and its recovery) or "
+        "the library (natural keys, validation across entities, the command log)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--example", choices=sorted(EXAMPLES), default="bank", help="which demo (default: bank)"
     )
     demo.add_argument(
         "--store",
-        default="bank.db",
-        help="an SQLite file (default: bank.db) or a postgresql:// URL",
+        default=None,
+        help="an SQLite file (default: <example>.db) or a postgresql:// URL",
     )
     demo.add_argument(
         "--schema", default="eventactors", help="the PostgreSQL schema (default: eventactors)"
@@ -50,7 +61,8 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return _demo(args.store, args.schema, fresh=args.fresh)
+        store = args.store or f"{args.example}.db"
+        return _demo(args.example, store, args.schema, fresh=args.fresh)
     if args.command == "rebuild":
         from ._cli_rebuild import rebuild
 
@@ -58,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-def _demo(store: str, schema: str, *, fresh: bool) -> int:
-    from eventactors_examples.bank.demo import run_demo
-
+def _demo(example: str, store: str, schema: str, *, fresh: bool) -> int:
     from .errors import EventActorsError
+
+    run_demo = importlib.import_module(EXAMPLES[example]).run_demo
 
     is_postgres = store.startswith(("postgres://", "postgresql://"))
     if "://" in store and not is_postgres:

@@ -134,11 +134,12 @@ class CommandRecord(msgspec.Struct, frozen=True):
 
 
 class IdentifierClaim(msgspec.Struct, frozen=True):
-    """ "The natural identifiers of this entity are now `identifiers`", written with the write
-    that creates or changes them.
+    """The statement "this entity's natural identifiers are now `identifiers`", written with
+    the write that creates or changes them.
 
     `identifiers` is the canonical text of the key set (JSON, keys sorted): unique per entity
     type, so two entities can never hold the same keys, and one entity holds one key set.
+    An empty `identifiers` releases the entity's keys (its state no longer names any).
     """
 
     entity_type: str

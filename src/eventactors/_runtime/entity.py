@@ -258,7 +258,7 @@ class EntityActor:
 
     def claim_for(self, new_state: Any, message: Message) -> IdentifierClaim | None:
         """The identifier claim a change to `new_state` needs: None unless the entity's
-        natural keys change (or are set for the first time)."""
+        natural keys change, are set for the first time, or are cleared (a release)."""
         spec = self.kind.identifiers
         if spec is None:
             return None
@@ -269,9 +269,9 @@ class EntityActor:
                 f"{self.persistence_id!r} with identifiers {keys}; they must match, so nothing "
                 "was persisted"
             )
-        if keys is None or keys == spec.of_state(self.state):
+        if keys == spec.of_state(self.state):
             return None
-        return IdentifierClaim(self.kind.name, self.entity_id, keys)
+        return IdentifierClaim(self.kind.name, self.entity_id, keys or "")  # "" releases
 
     def invalid_result(self, what: Any, expected: str) -> InvalidHandlerResult:
         return InvalidHandlerResult(

@@ -39,6 +39,7 @@ async def state_at(
     store = kind.store
     if at_time is not None:
         target = await store.sequence_at(persistence_id, check_at_time(at_time))
+        await _check_not_hidden_by_deletion(kind, persistence_id, target, at_time)
     else:
         target = check_revision(at_revision, "at_revision")
         highest = await store.highest_sequence_number(persistence_id)
@@ -100,3 +101,26 @@ async def stream_events(
         if len(page) < page_size:
             return
         next_sequence = page[-1].sequence_number + 1
+
+
+async def _check_not_hidden_by_deletion(
+    kind: EntityKind, persistence_id: str, target: int, at_time: datetime
+) -> None:
+    """`sequence_at` sees only the events still stored. When its answer lands just before
+    the first of them and earlier events were deleted, their times are gone: the answer
+    stands only if a snapshot at that point was taken by `at_time` (its events are older)."""
+    if target == 0:
+        return
+    store = kind.store
+    first = await store.read_stream_payloads(persistence_id, 1, 1)
+    first_stored = first[0][0] if first else None
+    if first_stored is not None and first_stored != target + 1:
+        return  # the answer is the last stored event at or before `at_time`
+    if first_stored is None and target != await store.highest_sequence_number(persistence_id):
+        return
+    snapshot = await store.load_snapshot(persistence_id, max_sequence=target)
+    if snapshot is None or snapshot.sequence_number != target or snapshot.timestamp > at_time:
+        raise EventActorsError(
+            f"cannot tell the state of {persistence_id!r} at {at_time.isoformat()}: the events "
+            f"up to sequence {target} were deleted, and no snapshot shows when they happened"
+        )

@@ -83,9 +83,9 @@ def check_extras(
                 f"identifier claim for {claim.entity_type!r}/{claim.entity_id!r} written with "
                 f"stream {persistence_id!r}"
             )
-        if not isinstance(claim.identifiers, str) or not claim.identifiers:
+        if not isinstance(claim.identifiers, str):
             raise ValueError(
-                f"claim.identifiers must be a non-empty str, got {claim.identifiers!r}"
+                f"claim.identifiers must be a str ('' to release), got {claim.identifiers!r}"
             )
 
 

@@ -49,6 +49,12 @@ def write_claim(connection: sqlite3.Connection, claim: IdentifierClaim) -> None:
     """The entity's keys become the claimed ones, releasing its previous keys; raises
     `IdentifierTaken`, having written nothing, if another entity holds them. Written at once,
     so the next claim in the same transaction sees it."""
+    if not claim.identifiers:  # a release
+        connection.execute(
+            "DELETE FROM ea_identifiers WHERE entity_type = ? AND entity_id = ?",
+            (claim.entity_type, claim.entity_id),
+        )
+        return
     row = connection.execute(
         "SELECT entity_id FROM ea_identifiers WHERE entity_type = ? AND identifiers = ?",
         (claim.entity_type, claim.identifiers),

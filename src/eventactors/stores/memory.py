@@ -255,7 +255,7 @@ class MemoryStore:
     # -- natural identifiers and the command log -----------------------------------------
 
     def _check_claim(self, claim: IdentifierClaim | None) -> None:
-        if claim is None:
+        if claim is None or not claim.identifiers:
             return
         owner = self._owners.get((claim.entity_type, claim.identifiers))
         if owner is not None and owner != claim.entity_id:
@@ -269,8 +269,10 @@ class MemoryStore:
             previous = self._identifiers.get(entity)
             if previous is not None:
                 del self._owners[(claim.entity_type, previous)]
-            self._owners[(claim.entity_type, claim.identifiers)] = claim.entity_id
-            self._identifiers[entity] = claim.identifiers
+                del self._identifiers[entity]
+            if claim.identifiers:
+                self._owners[(claim.entity_type, claim.identifiers)] = claim.entity_id
+                self._identifiers[entity] = claim.identifiers
 
     async def find_entity(self, entity_type: str, identifiers: str) -> str | None:
         return self._owners.get((entity_type, identifiers))
