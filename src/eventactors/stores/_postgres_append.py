@@ -7,6 +7,14 @@ it take the schema's advisory lock, draw one range of global positions for every
 event, insert them and move the streams on, and notify listeners. Row locks always come before
 the advisory lock and in one order, so batches from several processes cannot deadlock.
 
+An append may carry a command-log entry and an identifier claim, written in the same
+transaction. If any append of the batch claims, the claim locks of those entity types are
+taken after the stream rows (see `_postgres_commands`), and each claim is written right after
+its append's check: a claim on keys another entity holds fails that append alone, with
+`IdentifierTaken`, and the appends after it see the stream as that append left it (unmoved).
+The command-log entries of the accepted appends are inserted together before the positions are
+drawn. Appends without either run exactly as before.
+
 If the database refuses the batch's rows (say, a payload that is not valid JSON), the batch is
 rolled back and its appends are written one transaction each, so that only the bad one fails.
 """
@@ -20,9 +28,10 @@ from typing import Any
 from asyncpg import Connection
 
 from ..errors import EventActorsError, StoreUnavailable
-from ..records import EventEnvelope, EventRecord
+from ..records import EventEnvelope, EventRecord, IdentifierClaim
 from ._common import check_stream_position, envelope_from_record
 from ._group_queue import Pending
+from ._postgres_commands import ClaimRaced, ExtrasWriter
 from ._postgres_connections import PostgresConnections
 from .group_commit import WriteCounter
 
@@ -39,6 +48,8 @@ class AppendRequest:
     records: list[EventRecord]
     expected: int
     rows: list[tuple[Any, ...]]  # encoded by the caller, so a bad record fails only itself
+    command: tuple[Any, ...] | None = None  # the command-log entry's row, likewise
+    claim: IdentifierClaim | None = None
 
 
 class PostgresAppender:
@@ -52,8 +63,10 @@ class PostgresAppender:
         channel: str,
         store: Any,
         counter: WriteCounter,
+        extras: ExtrasWriter,
     ) -> None:
         self._counter = counter
+        self._extras = extras
         self._db = db
         self._events = tables["events"]
         self._streams = tables["streams"]
@@ -73,7 +86,10 @@ class PostgresAppender:
         except Exception as exc:
             if len(requests) == 1 or isinstance(exc, StoreUnavailable):
                 self._counter.count(0, len(requests), 0)
-                raise
+                error = await self._extras.explained(exc)
+                if error is exc:
+                    raise
+                raise error from exc.__cause__
         # The database refused something in the batch: one transaction per append finds it.
         outcomes: list[Any] = []
         for request in requests:
@@ -81,7 +97,7 @@ class PostgresAppender:
                 outcomes.extend(await self._write_counted([request]))
             except Exception as exc:
                 self._counter.count(0, 1, 0)
-                outcomes.append(exc)
+                outcomes.append(await self._extras.explained(exc))
         return outcomes
 
     async def _write_counted(self, requests: list[AppendRequest]) -> list[Any]:
@@ -93,16 +109,26 @@ class PostgresAppender:
 
     async def _write(self, connection: Connection, requests: list[AppendRequest]) -> list[Any]:
         highest = await self._lock_streams(connection, requests)
+        claimed = [request.claim.entity_type for request in requests if request.claim is not None]
+        if claimed:
+            await self._extras.lock_types(connection, claimed)
         outcomes: list[Any] = []
         accepted: list[tuple[int, AppendRequest]] = []
+        commands: list[tuple[Any, ...]] = []
         for index, request in enumerate(requests):
             current = highest[request.persistence_id]
             try:
                 check_stream_position(request.persistence_id, current, request.expected)
+                if request.claim is not None:
+                    await self._extras.claim(connection, request.claim)
+            except ClaimRaced:
+                raise  # the transaction is aborted: the batch fails, each append retries alone
             except EventActorsError as conflict:
                 outcomes.append(conflict)
                 continue
             outcomes.append([])
+            if request.command is not None:
+                commands.append(request.command)
             if request.records:
                 highest[request.persistence_id] = request.records[-1].sequence_number
                 accepted.append((index, request))
@@ -113,6 +139,8 @@ class PostgresAppender:
                 "WHERE persistence_id = ANY($1::text[]) AND highest_sequence = 0",
                 empty,
             )
+        if commands:
+            await self._extras.record(connection, commands)
         count = sum(len(request.records) for _, request in accepted)
         if not count:
             return outcomes

@@ -63,7 +63,38 @@ CREATE TABLE IF NOT EXISTS {s}.ea_offsets (
     position   bigint      NOT NULL,
     updated_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.ea_identifiers (
+    entity_type text NOT NULL,
+    entity_id   text NOT NULL,
+    identifiers text NOT NULL,  -- the canonical key set: JSON, keys sorted
+    PRIMARY KEY (entity_type, entity_id),  -- one key set per entity
+    CONSTRAINT ea_identifiers_taken UNIQUE (entity_type, identifiers)  -- one entity per key set
+);
+CREATE TABLE IF NOT EXISTS {s}.ea_commands (
+    entry          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- the write order
+    command_id     text        NOT NULL,
+    persistence_id text        NOT NULL,
+    entity_type    text        NOT NULL,
+    entity_id      text        NOT NULL,
+    command_type   text        NOT NULL,
+    payload        bytea       NOT NULL,
+    timestamp      timestamptz NOT NULL,
+    outcome        text        NOT NULL,
+    reason         text        NOT NULL DEFAULT '',
+    event_ids      text[]      NOT NULL DEFAULT '{{}}',
+    revision       bigint      NOT NULL,
+    correlation_id text        NOT NULL DEFAULT '',
+    metadata       jsonb       NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX IF NOT EXISTS ea_commands_by_stream ON {s}.ea_commands (persistence_id, entry);
 """
+# Every table the DDL creates: a schema missing one (made by an earlier release, which had
+# fewer) is completed by running the DDL again. Only tables are added, never changed, so an
+# older release still reads and writes such a schema.
+_TABLES = (
+    "ea_schema_version", "ea_events", "ea_streams", "ea_snapshots", "ea_durable_state",
+    "ea_offsets", "ea_identifiers", "ea_commands",
+)  # fmt: skip
 
 
 def check_schema_name(name: str) -> str:
@@ -85,9 +116,10 @@ def lock_key(schema: str, purpose: str) -> int:
 async def ensure_schema(
     connection: asyncpg.Connection, schema: str, where: str, lock_timeout: float
 ) -> None:
-    """Creates the schema and its tables if missing; refuses one written by a newer version.
+    """Creates the schema and its tables if missing (adding the tables of later releases to an
+    existing schema); refuses one written by a newer version.
 
-    A schema already at this version is only read, so a read-only server (a standby) can be
+    A complete schema at this version is only read, so a read-only server (a standby) can be
     opened for reading. Creation runs under an advisory lock, so that engines starting together
     do not race, and waits for it at most `lock_timeout` seconds.
     """
@@ -95,10 +127,15 @@ async def ensure_schema(
     async with connection.transaction():
         await connection.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
         version = await _stored_version(connection, schema, quoted)
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION and await _complete(connection, schema):
             return
         await connection.execute("SELECT pg_advisory_xact_lock($1)", lock_key(schema, "schema"))
         version = await _stored_version(connection, schema, quoted)
+        if version == SCHEMA_VERSION and await _complete(connection, schema):
+            # Completed by whoever held the lock before. Running the DDL again would take
+            # share locks on busy tables (CREATE INDEX IF NOT EXISTS), one after the other,
+            # and could deadlock with the writes of the stores already open.
+            return
         if version is not None and version > SCHEMA_VERSION:
             raise StoreUnavailable(
                 f"{where} schema {schema!r} has eventactors schema version {version}; this "
@@ -111,6 +148,16 @@ async def ensure_schema(
             f"WHERE NOT EXISTS (SELECT 1 FROM {quoted}.ea_schema_version)",
             SCHEMA_VERSION,
         )
+
+
+async def _complete(connection: asyncpg.Connection, schema: str) -> bool:
+    present = await connection.fetchval(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = $1 AND table_name = ANY($2::text[])",
+        schema,
+        list(_TABLES),
+    )
+    return bool(present == len(_TABLES))
 
 
 async def _stored_version(connection: asyncpg.Connection, schema: str, quoted: str) -> int | None:

@@ -11,16 +11,18 @@ from typing import Any
 
 from asyncpg import Connection
 
-from ..errors import ConcurrencyError
-from ..records import Snapshot, StateRecord
+from ..errors import ConcurrencyError, EventActorsError
+from ..records import CommandRecord, IdentifierClaim, Snapshot, StateRecord
 from ..serialization import Serializer
 from ._common import (
+    check_extras,
     check_position,
     check_state_record,
     check_state_revision,
     decode_state,
     encode_state,
 )
+from ._postgres_commands import ExtrasWriter, command_row
 from ._postgres_connections import PostgresConnections
 from ._postgres_rows import aware, row_payload
 
@@ -30,6 +32,7 @@ class PostgresTables:
     _db: PostgresConnections
     _table: dict[str, str]
     _where: str
+    _extras: ExtrasWriter
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -85,9 +88,17 @@ class PostgresTables:
     # -- durable state --------------------------------------------------------------------
 
     async def upsert_state(
-        self, persistence_id: str, revision: int, state_record: StateRecord[Any]
+        self,
+        persistence_id: str,
+        revision: int,
+        state_record: StateRecord[Any],
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> None:
         check_state_record(persistence_id, revision, state_record)
+        check_extras(persistence_id, command, claim)
+        commands = [] if command is None else [command_row(command)]
         encoded = encode_state(self.serializer, state_record.state, persistence_id)
         as_json, as_bytes = self._payload_columns(encoded)
         table = self._table["durable_state"]
@@ -114,8 +125,20 @@ class PostgresTables:
                 )
                 check_state_revision(persistence_id, stored or 0, revision, deleting=False)
                 raise ConcurrencyError(f"state {persistence_id!r} changed during the write")
+            # The state row is locked now, so the claim lock comes after a row lock, as for
+            # appends; a refused claim rolls the state back with it.
+            if claim is not None:
+                await self._extras.lock_types(connection, [claim.entity_type])
+                await self._extras.claim(connection, claim)
+            await self._extras.record(connection, commands)
 
-        await self._db.run(write, write=True)
+        try:
+            await self._db.run(write, write=True)
+        except EventActorsError as exc:
+            error = await self._extras.explained(exc)
+            if error is exc:
+                raise
+            raise error from exc.__cause__
 
     async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
         row = await self._db.run(

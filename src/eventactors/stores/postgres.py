@@ -1,4 +1,4 @@
-"""The PostgreSQL store: all four protocols in one schema, through an asyncpg pool.
+"""The PostgreSQL store: every store protocol in one schema, through an asyncpg pool.
 
 Gap-free global order. A plain sequence is not enough: two transactions can draw positions
 10 and 11, and 11 can commit first, so a reader that has seen 11 moves past 10 for good.
@@ -13,6 +13,9 @@ queue, and the next transaction carries all of them (`_postgres_append` has the 
 lock is taken after the stream checks and only around drawing positions, inserting and
 notifying, so its hold time is one batch's insert plus the commit.
 
+A command-log entry and an identifier claim go in the transaction of their append
+(`_postgres_commands` has how claims are serialized).
+
 Each commit also sends NOTIFY on the schema's channel with the highest position it wrote;
 `wait_for_events` uses it (with a slow poll as the fallback) to wake readers at once.
 """
@@ -20,15 +23,18 @@ Each commit also sends NOTIFY on the schema's channel with the highest position 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from asyncpg import Record
 
 from ..errors import EventActorsError
-from ..records import EventEnvelope, EventRecord
+from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
+    check_at_time,
+    check_extras,
     check_filter,
     check_range,
     decode_event,
@@ -36,9 +42,10 @@ from ._common import (
 )
 from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
+from ._postgres_commands import ExtrasWriter, PostgresIdentifiersAndCommands, command_row
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import describe, event_row, metadata_decoder
+from ._postgres_rows import aware, describe, event_row, metadata_decoder
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -52,8 +59,8 @@ from .group_commit import (
 T = TypeVar("T")
 
 
-class PostgresStore(PostgresTables):
-    """All four store protocols in one PostgreSQL schema.
+class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
+    """Every store protocol in one PostgreSQL schema.
 
     `connect_timeout` bounds every attempt to reach the server, so a wrong address fails with
     `StoreUnavailable` instead of hanging; `command_timeout` bounds each statement.
@@ -96,11 +103,14 @@ class PostgresStore(PostgresTables):
         self._listener: Listener | None = None
         self._table = {name: f'"{schema}".ea_{name}' for name in (
             "events", "streams", "snapshots", "durable_state", "offsets", "global_position",
+            "identifiers", "commands",
         )}  # fmt: skip
         self._counter = WriteCounter()
+        self._extras = ExtrasWriter(self._db, self._table, self.schema)
         appender = PostgresAppender(
-            self._db, self._table, self._append_lock, self._channel, self, self._counter
-        )
+            self._db, self._table, self._append_lock, self._channel, self, self._counter,
+            self._extras,
+        )  # fmt: skip
         self._appends = GroupCommitQueue(
             appender.write_batch,
             max_batch=max_batch,
@@ -135,9 +145,14 @@ class PostgresStore(PostgresTables):
         persistence_id: str,
         records: Sequence[EventRecord],
         expected_sequence_number: int,
+        *,
+        command: CommandRecord | None = None,
+        claim: IdentifierClaim | None = None,
     ) -> list[EventEnvelope]:
         check_append(persistence_id, records, expected_sequence_number)
+        check_extras(persistence_id, command, claim)
         records = list(records)
+        size = sum(len(record.payload) for record in records)
         try:
             result: list[EventEnvelope] = await self._appends.submit(
                 AppendRequest(
@@ -145,8 +160,10 @@ class PostgresStore(PostgresTables):
                     records,
                     expected_sequence_number,
                     [event_row(record, self.serializer.is_text) for record in records],
+                    None if command is None else command_row(command),
+                    claim,
                 ),
-                size=sum(len(record.payload) for record in records),
+                size=size if command is None else size + len(command.payload),
             )
         except EventActorsError as exc:
             raise naming_stream(exc, persistence_id) from exc.__cause__
@@ -206,6 +223,22 @@ class PostgresStore(PostgresTables):
             write=False,
         )
         return int(highest or 0)
+
+    async def sequence_at(self, persistence_id: str, at_time: datetime) -> int:
+        at = aware(check_at_time(at_time))
+        sequence = await self._db.run(
+            lambda connection: connection.fetchval(
+                "SELECT coalesce("
+                f"(SELECT min(sequence_number) - 1 FROM {self._table['events']} "
+                "WHERE persistence_id = $1 AND timestamp > $2), "
+                f"(SELECT highest_sequence FROM {self._table['streams']} "
+                "WHERE persistence_id = $1), 0)",
+                persistence_id,
+                at,
+            ),
+            write=False,
+        )
+        return int(sequence)
 
     async def read_all(
         self,
