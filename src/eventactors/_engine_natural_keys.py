@@ -3,11 +3,12 @@ their generated ids: the engine's side of the identifier map."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ._engine_checks import check_send_options
+from ._engine_checks import check_send_options, wait_reply
 from ._ids import uuid7
 from ._runtime.entity import EntityActor
 from ._runtime.kinds import EntityKind
@@ -34,18 +35,32 @@ class NaturalKeys:
     def _forget(self, persistence_id: str, actor: EntityActor) -> None:
         raise NotImplementedError
 
-    async def _send(
+    def _post(
         self,
         actor: EntityActor,
         command: Any,
-        timeout: float | None,
         metadata: Mapping[str, str] | None,
         command_id: str | None,
         correlation_id: str | None,
         expected_revision: int | None,
         creates_with: str | None = None,
-    ) -> Reply[Any]:
+    ) -> asyncio.Future[Reply[Any]]:
         raise NotImplementedError
+
+    async def _send(
+        self,
+        actor: EntityActor,
+        command: Any,
+        timeout: float | None,
+        options: tuple[Mapping[str, str] | None, str | None, str | None, int | None],
+        creates_with: str | None = None,
+    ) -> Reply[Any]:
+        metadata, command_id, correlation_id, expected_revision = options
+        future = self._post(
+            actor, command, metadata, command_id, correlation_id, expected_revision, creates_with
+        )
+        reply: Reply[Any] = await wait_reply(future, timeout, actor.persistence_id)
+        return reply
 
     async def send_by(
         self,
@@ -77,7 +92,7 @@ class NaturalKeys:
             )
         keys = kind.identifiers.canonical(identifiers)
         check_send_options(timeout, expected_revision)
-        options = (timeout, metadata, command_id, correlation_id, expected_revision)
+        options = (metadata, command_id, correlation_id, expected_revision)
         for attempt in range(1, MAX_ROUTING_ATTEMPTS + 1):
             owner = await self.store.find_entity(entity_type, keys)
             if owner is not None:
@@ -88,11 +103,11 @@ class NaturalKeys:
                         entity_type=entity_type,
                         owner=owner,
                     )
-                reply = await self._send(self._actor(entity_type, owner), command, *options)
+                reply = await self._send(self._actor(entity_type, owner), command, timeout, options)
                 return replace(reply, entity_id=owner)
             actor = self._actor(entity_type, uuid7())
             try:
-                reply = await self._send(actor, command, *options, creates_with=keys)
+                reply = await self._send(actor, command, timeout, options, creates_with=keys)
             except IdentifierTaken:
                 if create or attempt == MAX_ROUTING_ATTEMPTS:
                     raise

@@ -245,23 +245,26 @@ class Engine(NaturalKeys, History, ReadSide):
         `expected_revision` refuses the command with `ConcurrencyError`, persisting nothing,
         unless the entity is still at that revision when the command's turn comes.
         """
-        check_send_options(timeout, expected_revision)
-        return await self._send(
-            self._actor(entity_type, entity_id), command, timeout, metadata, command_id,
-            correlation_id, expected_revision,
-        )  # fmt: skip
+        if timeout is not None or expected_revision is not None:
+            check_send_options(timeout, expected_revision)
+        actor = self._actor(entity_type, entity_id)
+        future = self._post(actor, command, metadata, command_id, correlation_id, expected_revision)
+        if timeout is None:  # the common case, without a coroutine more per command
+            reply: Reply[Any] = await future
+            return reply
+        return await wait_reply(future, timeout, actor.persistence_id)  # type: ignore[no-any-return]
 
-    async def _send(
+    def _post(
         self,
         actor: EntityActor,
         command: Any,
-        timeout: float | None,
         metadata: Mapping[str, str] | None,
         command_id: str | None,
         correlation_id: str | None,
         expected_revision: int | None,
         creates_with: str | None = None,
-    ) -> Reply[Any]:
+    ) -> asyncio.Future[Reply[Any]]:
+        """Puts a command in the actor's mailbox; the future gets its reply."""
         command_id = command_id or uuid7()
         future: asyncio.Future[Reply[Any]] = asyncio.get_running_loop().create_future()
         message = Message(
@@ -269,8 +272,7 @@ class Engine(NaturalKeys, History, ReadSide):
             dict(metadata) if metadata else None, expected_revision, creates_with,
         )  # fmt: skip
         actor.enqueue(message)
-        reply: Reply[Any] = await wait_reply(future, timeout, actor.persistence_id)
-        return reply
+        return future
 
     async def get_state(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 from .._ids import uuid7
 from ..behavior import EventSourcedBehavior
 from ..errors import EventActorsError, SerializationError
-from ..records import ACCEPTED, EventRecord, Reply, Snapshot
+from ..records import ACCEPTED, EventEnvelope, EventRecord, Reply, Snapshot
 from .command_log import command_entry
 from .entity import EntityActor, Message
 
@@ -109,23 +109,13 @@ class EventSourcedEntity(EntityActor):
         state = self.state
         for event in events:
             state = self.behavior.handle_event(state, event)
-        claim = self.claim_for(state, message)
+        kind = self.kind
         records = self._records(events, message)
-        command = None
-        if self.kind.command_log:
-            command = command_entry(
-                self, message, ACCEPTED,
-                revision=records[-1].sequence_number,
-                event_ids=[record.event_id for record in records],
-            )  # fmt: skip
         try:
-            if command is None and claim is None:
-                append = self.kind.store.append(self.persistence_id, records, self.revision)
+            if kind.identifiers is None and not kind.command_log:  # the common case
+                envelopes = await kind.store.append(self.persistence_id, records, self.revision)
             else:
-                append = self.kind.store.append(
-                    self.persistence_id, records, self.revision, command=command, claim=claim
-                )
-            envelopes = await append
+                envelopes = await self._append_with_extras(state, records, message)
         except BaseException:
             self.recovered = False  # the store may hold more than we know: re-read it first
             raise
@@ -138,6 +128,23 @@ class EventSourcedEntity(EntityActor):
         self.revision = last
         self.kind.publish(envelopes)
         return Reply(state, self.revision, tuple(envelopes))
+
+    async def _append_with_extras(
+        self, state: Any, records: list[EventRecord], message: Message
+    ) -> list[EventEnvelope]:
+        """The append of a kind with natural keys or a command log: the claim and the log
+        entry go in the transaction of the events."""
+        claim = self.claim_for(state, message)
+        command = None
+        if self.kind.command_log:
+            command = command_entry(
+                self, message, ACCEPTED,
+                revision=records[-1].sequence_number,
+                event_ids=[record.event_id for record in records],
+            )  # fmt: skip
+        return await self.kind.store.append(
+            self.persistence_id, records, self.revision, command=command, claim=claim
+        )
 
     def _as_events(self, result: Any) -> list[Any]:
         if result is None:
