@@ -57,6 +57,8 @@ class History:
                 "command_log=True"
             )
         check_entity_id(entity_id)
+        if limit is not None:
+            check_revision(limit, "limit")
         entries = await self.store.read_commands(
             persistence_id_of(entity_type, entity_id), limit=limit
         )

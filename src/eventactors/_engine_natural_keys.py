@@ -10,7 +10,7 @@ from typing import Any
 
 from ._engine_checks import check_send_options, wait_reply
 from ._ids import uuid7
-from ._runtime.entity import EntityActor
+from ._runtime.entity import EntityActor, KeysMoved
 from ._runtime.kinds import EntityKind
 from .errors import IdentifierTaken, InvalidIdentifiers
 from .records import Reply
@@ -44,6 +44,7 @@ class NaturalKeys:
         correlation_id: str | None,
         expected_revision: int | None,
         creates_with: str | None = None,
+        addressed_by: str | None = None,
     ) -> asyncio.Future[Reply[Any]]:
         raise NotImplementedError
 
@@ -53,12 +54,15 @@ class NaturalKeys:
         command: Any,
         timeout: float | None,
         options: tuple[Mapping[str, str] | None, str | None, str | None, int | None],
+        *,
         creates_with: str | None = None,
+        addressed_by: str | None = None,
     ) -> Reply[Any]:
         metadata, command_id, correlation_id, expected_revision = options
         future = self._post(
-            actor, command, metadata, command_id, correlation_id, expected_revision, creates_with
-        )
+            actor, command, metadata, command_id, correlation_id, expected_revision,
+            creates_with, addressed_by,
+        )  # fmt: skip
         reply: Reply[Any] = await wait_reply(future, timeout, actor.persistence_id)
         return reply
 
@@ -92,6 +96,8 @@ class NaturalKeys:
             )
         keys = kind.identifiers.canonical(identifiers)
         check_send_options(timeout, expected_revision)
+        if not isinstance(create, bool):
+            raise TypeError(f"create must be True or False, got {create!r}")
         options = (metadata, command_id, correlation_id, expected_revision)
         for attempt in range(1, MAX_ROUTING_ATTEMPTS + 1):
             owner = await self.store.find_entity(entity_type, keys)
@@ -103,7 +109,19 @@ class NaturalKeys:
                         entity_type=entity_type,
                         owner=owner,
                     )
-                reply = await self._send(self._actor(entity_type, owner), command, timeout, options)
+                owner_actor = self._actor(entity_type, owner)
+                try:
+                    reply = await self._send(
+                        owner_actor, command, timeout, options, addressed_by=keys
+                    )
+                except KeysMoved:
+                    if attempt == MAX_ROUTING_ATTEMPTS:
+                        raise IdentifierTaken(  # unreachable keys: they keep moving
+                            f"{entity_type!r} identifiers {keys} kept changing hands while "
+                            "the command was routed; nothing was persisted",
+                            entity_type=entity_type,
+                        ) from None
+                    continue  # the owner gave the keys up meanwhile: look them up again
                 return replace(reply, entity_id=owner)
             actor = self._actor(entity_type, uuid7())
             try:

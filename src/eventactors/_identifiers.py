@@ -19,6 +19,8 @@ IdentifiersOf = Callable[[Any], Mapping[str, Any]]
 
 _encoder = msgspec.json.Encoder(order="sorted")
 MAX_VALUE_LENGTH = 1024
+#: The stored key set, in UTF-8 bytes: under PostgreSQL's limit on a unique index's entry.
+MAX_CANONICAL_BYTES = 2000
 
 
 class IdentifierSpec:
@@ -63,7 +65,13 @@ class IdentifierSpec:
             )
         for name in self.names:
             _check_value(self.entity_type, name, keys[name])
-        return _encoder.encode({name: keys[name] for name in self.names}).decode()
+        canonical = _encoder.encode({name: keys[name] for name in self.names})
+        if len(canonical) > MAX_CANONICAL_BYTES:
+            raise InvalidIdentifiers(
+                f"identifiers of {self.entity_type!r} take {len(canonical)} bytes of UTF-8 "
+                f"together; the limit is {MAX_CANONICAL_BYTES}"
+            )
+        return canonical.decode()
 
     def of_state(self, state: Any) -> str | None:
         """The canonical keys the state holds, or None while any of them is unset (an empty
@@ -85,3 +93,11 @@ def _check_value(entity_type: str, name: str, value: object) -> None:
             f"identifier {name!r} of {entity_type!r} must be a non-blank str of at most "
             f"{MAX_VALUE_LENGTH} characters, got {value!r}"
         )
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdentifiers(
+                f"identifier {name!r} of {entity_type!r} is not valid Unicode text "
+                f"(a lone surrogate?): {value!r}"
+            ) from None

@@ -35,6 +35,7 @@ from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
 from .behavior import DurableStateBehavior, EventSourcedBehavior
 from .errors import (
+    CommandTimeout,
     EngineNotStarted,
     SerializationError,
     UnknownEntityType,
@@ -263,13 +264,14 @@ class Engine(NaturalKeys, History, ReadSide):
         correlation_id: str | None,
         expected_revision: int | None,
         creates_with: str | None = None,
+        addressed_by: str | None = None,
     ) -> asyncio.Future[Reply[Any]]:
         """Puts a command in the actor's mailbox; the future gets its reply."""
         command_id = command_id or uuid7()
         future: asyncio.Future[Reply[Any]] = asyncio.get_running_loop().create_future()
         message = Message(
             command, future, command_id, correlation_id or command_id,
-            dict(metadata) if metadata else None, expected_revision, creates_with,
+            dict(metadata) if metadata else None, expected_revision, creates_with, addressed_by,
         )  # fmt: skip
         actor.enqueue(message)
         return future
@@ -298,8 +300,13 @@ class Engine(NaturalKeys, History, ReadSide):
             )  # fmt: skip
             if timeout is None:
                 return await rebuild
-            async with asyncio.timeout(timeout):
-                return await rebuild
+            try:
+                async with asyncio.timeout(timeout):
+                    return await rebuild
+            except TimeoutError:
+                raise CommandTimeout(
+                    f"rebuilding {entity_type!r}/{entity_id!r} took longer than {timeout}s"
+                ) from None
         actor = self._actor(entity_type, entity_id)
         future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
         actor.enqueue(Message(GET_STATE, future))

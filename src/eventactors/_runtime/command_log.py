@@ -73,8 +73,8 @@ async def record_unwritten(
 ) -> None:
     """Writes the entry of a command that wrote nothing. A log the store cannot take is
     reported, never raised: the command's own outcome stands."""
-    entry = command_entry(actor, message, outcome, revision=actor.revision, reason=reason)
     try:
+        entry = command_entry(actor, message, outcome, revision=actor.revision, reason=reason)
         await actor.kind.store.record_command(entry)
     except Exception:
         log.warning(

@@ -20,6 +20,7 @@ from ..errors import (
     CommandTimeout,
     ConcurrencyError,
     EngineNotStarted,
+    EventActorsError,
     InvalidHandlerResult,
     InvalidIdentifiers,
     UnknownCommand,
@@ -35,10 +36,13 @@ class Message:
     """A command (or a state query, when `command` is `GET_STATE`) and where its answer goes.
 
     `expected_revision` guards a command from a caller who decided on a state read earlier;
-    `creates_with` is set by `send_by` for a new entity: the identifiers it must end up with.
+    `creates_with` is set by `send_by` for a new entity: the identifiers it must end up with;
+    `addressed_by`, for an existing one: the identifiers it must still hold when the command's
+    turn comes (else `KeysMoved`, and `send_by` looks the keys up again).
     """
 
     __slots__ = (
+        "addressed_by",
         "command",
         "command_id",
         "correlation_id",
@@ -57,6 +61,7 @@ class Message:
         metadata: dict[str, str] | None = None,
         expected_revision: int | None = None,
         creates_with: str | None = None,
+        addressed_by: str | None = None,
     ) -> None:
         self.command = command
         self.future = future
@@ -65,9 +70,15 @@ class Message:
         self.metadata = metadata
         self.expected_revision = expected_revision
         self.creates_with = creates_with
+        self.addressed_by = addressed_by
 
 
 GET_STATE = object()
+
+
+class KeysMoved(EventActorsError):
+    """The entity `send_by` found by its keys gave them up before the command's turn came;
+    `send_by` resolves the keys again. Never reaches a caller."""
 
 
 def abandoned(persistence_id: str, *, started: bool) -> EngineNotStarted:
@@ -176,6 +187,8 @@ class EntityActor:
                     f"{self.persistence_id!r} is at revision {self.revision}, the command "
                     f"expected {expected}; nothing was persisted"
                 )
+            if message.addressed_by is not None:
+                self.check_still_holds(message.addressed_by)
             reply = await self.handle(message)
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
@@ -194,7 +207,7 @@ class EntityActor:
                     future.set_exception(exc)
                 raise
             try:
-                if self.logs(message):
+                if self.logs(message) and not isinstance(exc, KeysMoved):
                     await record_unwritten(self, message, *outcome_of(exc))
             finally:  # the caller hears, even if the engine stops during the log's write
                 if not future.done():
@@ -239,6 +252,13 @@ class EntityActor:
             f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
             "nothing was persisted"
         )
+
+    def check_still_holds(self, keys: str) -> None:
+        spec = self.kind.identifiers
+        if spec is not None and spec.of_state(self.state) != keys:
+            raise KeysMoved(
+                f"{self.persistence_id!r} no longer holds identifiers {keys}; nothing was run"
+            )
 
     def logs(self, message: Message) -> bool:
         """Whether a command that wrote nothing goes in the command log: not when it was a
