@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .behavior import DurableStateBehavior as DurableStateBehavior
 from .behavior import EventSourcedBehavior as EventSourcedBehavior
+from .cluster.config import RayCluster as RayCluster
 from .engine import Engine as Engine
 from .engine import EngineStatistics as EngineStatistics
 from .errors import CommandTimeout as CommandTimeout
@@ -21,6 +22,7 @@ from .errors import InvalidHandlerResult as InvalidHandlerResult
 from .errors import InvalidIdentifiers as InvalidIdentifiers
 from .errors import Rejected as Rejected
 from .errors import SerializationError as SerializationError
+from .errors import ShardUnavailable as ShardUnavailable
 from .errors import StoreUnavailable as StoreUnavailable
 from .errors import UnknownCommand as UnknownCommand
 from .errors import UnknownEntityType as UnknownEntityType
@@ -104,11 +106,13 @@ __all__ = [
     "ProjectionState",
     "ProjectionStatus",
     "ProtobufSerializer",
+    "RayCluster",
     "Rejected",
     "Reply",
     "SQLiteStore",
     "SerializationError",
     "Serializer",
+    "ShardUnavailable",
     "Snapshot",
     "SnapshotStore",
     "StateRecord",

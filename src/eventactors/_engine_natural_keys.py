@@ -3,15 +3,15 @@ their generated ids: the engine's side of the identifier map."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._engine_checks import check_send_options, wait_reply
+from ._engine_checks import check_send_options
 from ._ids import uuid7
 from ._runtime.entity import EntityActor, KeysMoved
 from ._runtime.kinds import EntityKind
+from .cluster.wire import SendMessage
 from .errors import IdentifierTaken, InvalidIdentifiers
 from .records import Reply
 from .stores.protocols import Store
@@ -35,36 +35,9 @@ class NaturalKeys:
     def _forget(self, persistence_id: str, actor: EntityActor) -> None:
         raise NotImplementedError
 
-    def _post(
-        self,
-        actor: EntityActor,
-        command: Any,
-        metadata: Mapping[str, str] | None,
-        command_id: str | None,
-        correlation_id: str | None,
-        expected_revision: int | None,
-        creates_with: str | None = None,
-        addressed_by: str | None = None,
-    ) -> asyncio.Future[Reply[Any]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by ClusterMode, later in Engine's bases
 
-    async def _send(
-        self,
-        actor: EntityActor,
-        command: Any,
-        timeout: float | None,
-        options: tuple[Mapping[str, str] | None, str | None, str | None, int | None],
-        *,
-        creates_with: str | None = None,
-        addressed_by: str | None = None,
-    ) -> Reply[Any]:
-        metadata, command_id, correlation_id, expected_revision = options
-        future = self._post(
-            actor, command, metadata, command_id, correlation_id, expected_revision,
-            creates_with, addressed_by,
-        )  # fmt: skip
-        reply: Reply[Any] = await wait_reply(future, timeout, actor.persistence_id)
-        return reply
+        async def _deliver(self, message: SendMessage) -> Reply[Any]: ...
 
     async def send_by(
         self,
@@ -109,11 +82,11 @@ class NaturalKeys:
                         entity_type=entity_type,
                         owner=owner,
                     )
-                owner_actor = self._actor(entity_type, owner)
+                message = SendMessage(
+                    entity_type, owner, command, timeout, options, addressed_by=keys
+                )
                 try:
-                    reply = await self._send(
-                        owner_actor, command, timeout, options, addressed_by=keys
-                    )
+                    reply = await self._deliver(message)
                 except KeysMoved:
                     if attempt == MAX_ROUTING_ATTEMPTS:
                         raise IdentifierTaken(  # unreachable keys: they keep moving
@@ -123,16 +96,17 @@ class NaturalKeys:
                         ) from None
                     continue  # the owner gave the keys up meanwhile: look them up again
                 return replace(reply, entity_id=owner)
-            actor = self._actor(entity_type, uuid7())
+            new_id = uuid7()
+            creation = SendMessage(
+                entity_type, new_id, command, timeout, options, creates_with=keys
+            )
             try:
-                reply = await self._send(actor, command, timeout, options, creates_with=keys)
+                reply = await self._deliver(creation)
             except IdentifierTaken:
                 if create or attempt == MAX_ROUTING_ATTEMPTS:
                     raise
                 continue  # another caller created it first: the command goes to theirs
-            finally:
-                self._forget_if_unborn(kind, actor)
-            return replace(reply, entity_id=actor.entity_id)
+            return replace(reply, entity_id=new_id)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _forget_if_unborn(self, kind: EntityKind, actor: EntityActor) -> None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .errors import Rejected
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 S = TypeVar("S")
 
@@ -22,6 +25,9 @@ class _Behavior(abc.ABC, Generic[S]):
     commands: ClassVar[tuple[type, ...]] = ()
 
     entity_id: str
+    #: The engine running this entity: reach other entities through it (in cluster mode it
+    #: sends them to their shards). Set, like `entity_id`, before any handler runs.
+    engine: Engine
 
     @abc.abstractmethod
     def initial_state(self) -> S:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._engine_checks import (
     check_entity_id,
@@ -21,6 +21,7 @@ from ._engine_checks import (
     check_timeout,
     wait_reply,
 )
+from ._engine_cluster import ClusterMode, check_cluster_store
 from ._engine_history import History
 from ._engine_natural_keys import NaturalKeys
 from ._engine_read_side import ReadSide
@@ -34,9 +35,12 @@ from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
 from .behavior import DurableStateBehavior, EventSourcedBehavior
+from .cluster.config import RayCluster
+from .cluster.wire import SendMessage, StateMessage
 from .errors import (
     CommandTimeout,
     EngineNotStarted,
+    EventActorsError,
     SerializationError,
     UnknownEntityType,
 )
@@ -45,6 +49,11 @@ from .serialization import Serializer
 from .stores.memory import MemoryStore
 from .stores.protocols import Store
 from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from .cluster.app_spec import Registration
+    from .cluster.remote_projections import RemoteProjections
+    from .cluster.router import ShardRouter
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +68,32 @@ class EngineStatistics:
     subscriptions: int
 
 
-class Engine(NaturalKeys, History, ReadSide):
-    """Runs entity actors for registered behaviors on one store."""
+class Engine(NaturalKeys, History, ReadSide, ClusterMode):
+    """Runs entity actors for registered behaviors on one store; with `cluster=`, shards them
+    over a Ray cluster (see `eventactors.cluster`), with the same API."""
 
-    def __init__(self, store: Store | None = None, *, serializer: Serializer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        serializer: Serializer | None = None,
+        cluster: RayCluster | None = None,
+        _hosted_shard: int | None = None,
+        _host: bool = False,
+    ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
+        check_cluster_store(cluster, self.store)
+        self.cluster = cluster
+        self._hosted_shard = _hosted_shard
+        self._is_host = _host  # a shard's or a projection's own engine, inside the cluster
+        self._router: ShardRouter | None = None
+        self._registrations: list[Registration] = []
+        self._partitions: dict[str, list[str]] = {}
+        self._remote_projections: RemoteProjections | None = None
+        if cluster is not None and not _host:
+            from .cluster.remote_projections import RemoteProjections
+
+            self._remote_projections = RemoteProjections()
         if serializer is not None:
             self.store.serializer = serializer
         self.serializer: Serializer = self.store.serializer
@@ -116,6 +146,8 @@ class Engine(NaturalKeys, History, ReadSide):
             raise ValueError("snapshot_every applies to event-sourced behaviors only")
         if not isinstance(command_log, bool):
             raise TypeError(f"command_log must be True or False, got {command_log!r}")
+        if self._running and self.cluster is not None:
+            raise EventActorsError("in cluster mode, register every entity type before start()")
 
         probe = behavior_class()
         probe.entity_id = ""
@@ -148,7 +180,14 @@ class Engine(NaturalKeys, History, ReadSide):
             command_timeout=command_timeout,
             identifiers=spec,
             command_log=command_log,
+            engine=self,
         )
+        options = {
+            "snapshot_every": snapshot_every, "passivate_after": passivate_after,
+            "command_timeout": command_timeout, "identifiers": identifiers,
+            "command_log": command_log,
+        }  # fmt: skip
+        self._registrations.append((entity_type, behavior_class, options))
 
     def _register_type(self, cls: Any, role: str) -> str:
         if not isinstance(cls, type) or not self.serializer.supports(cls):
@@ -175,11 +214,18 @@ class Engine(NaturalKeys, History, ReadSide):
         if self._running:
             return
         self._known_head = await self.store.head_position()
+        try:
+            await self._start_cluster()
+        except BaseException:
+            await self.store.close()
+            raise
         self._running = True
         self._sweeper = asyncio.get_running_loop().create_task(
             run_sweeps(self._kinds.values, self._forget), name="eventactors passivation"
         )
         self._projections.start_all()
+        if self._remote_projections is not None:
+            await self._remote_projections.start_all()
 
     async def stop(self, *, drain_timeout: float | None = None) -> None:
         """Refuses new commands, lets every mailbox drain, ends subscriptions, closes the store.
@@ -199,6 +245,8 @@ class Engine(NaturalKeys, History, ReadSide):
                 for task in pending:
                     task.cancel()
                 await asyncio.wait(pending)
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        await self._stop_cluster_side(remaining)
         await self._projections.stop_all()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -248,11 +296,18 @@ class Engine(NaturalKeys, History, ReadSide):
         """
         if timeout is not None or expected_revision is not None:
             check_send_options(timeout, expected_revision)
+        if (
+            self._router is not None
+            and (shard := self._remote_shard(entity_type, entity_id)) is not None
+        ):
+            options = (metadata, command_id, correlation_id, expected_revision)
+            message = SendMessage(entity_type, entity_id, command, timeout, options)
+            reply: Reply[Any] = await self._remote(shard, message)
+            return reply
         actor = self._actor(entity_type, entity_id)
         future = self._post(actor, command, metadata, command_id, correlation_id, expected_revision)
         if timeout is None:  # the common case, without a coroutine more per command
-            reply: Reply[Any] = await future
-            return reply
+            return await future
         return await wait_reply(future, timeout, actor.persistence_id)  # type: ignore[no-any-return]
 
     def _post(
@@ -291,6 +346,13 @@ class Engine(NaturalKeys, History, ReadSide):
         from the nearest earlier snapshot beside the live entity, which it leaves untouched.
         """
         check_timeout(timeout)
+        if (
+            self._router is not None
+            and (shard := self._remote_shard(entity_type, entity_id)) is not None
+        ):
+            query = StateMessage(entity_type, entity_id, timeout, at_revision, at_time)
+            state_and_revision: tuple[Any, int] = tuple(await self._remote(shard, query))
+            return state_and_revision
         if at_revision is not None or at_time is not None:
             kind = self._kind(entity_type)
             check_entity_id(entity_id)

@@ -93,3 +93,9 @@ class WriteRefused(EventActorsError):
 
 class StoreUnavailable(EventActorsError):
     """The store cannot be reached or is closed; the operation may succeed once it is back."""
+
+
+class ShardUnavailable(EventActorsError):
+    """Cluster mode: the shard (or projection) process a call went to died or could not be
+    reached. A command in flight then may or may not have been persisted, as after a timeout;
+    the restarted shard recovers the entity from the store, so read its state to find out."""

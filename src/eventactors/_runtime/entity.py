@@ -147,6 +147,7 @@ class EntityActor:
             try:
                 behavior = self.kind.behavior_class()
                 behavior.entity_id = self.entity_id
+                behavior.engine = self.kind.engine
             except Exception as exc:  # every waiting caller hears why, and the entity recovers
                 while mailbox:
                     message = mailbox.popleft()

@@ -35,6 +35,8 @@ class EntityKind:
     command_timeout: float | None = None
     identifiers: IdentifierSpec | None = None
     command_log: bool = False
+    #: The engine that runs this type's entities: behaviors reach other entities through it.
+    engine: Any = None
     #: Idle actors in the order they became idle; the passivation sweep reads from the front.
     idle: OrderedDict[str, EntityActor] = field(default_factory=OrderedDict)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from .._slices import slice_of
 from ..errors import StoreUnavailable
 from ..projections import (
     FailurePolicy,
@@ -49,6 +50,8 @@ class ProjectionSpec:
     transactional: bool
     poll_interval: float
     reset: Callable[..., Any] | None
+    #: A partition of a projection sees only the events of entities in these slices.
+    slices: range | None = None
 
 
 class _Stopped(Exception):
@@ -158,6 +161,8 @@ class ProjectionRunner:
         target = page[-1].global_position if page else head
         if len(page) < spec.batch_size:
             target = max(target, head)  # nothing else matches up to the head
+        if spec.slices is not None:
+            page = [event for event in page if slice_of(event.persistence_id) in spec.slices]
         if page:
             await self._deliver(page, target)
         else:

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._slices import NUM_SLICES
 from ..projections import FailurePolicy, fail
 from ..stores._common import check_filter
 from ..stores.protocols import OffsetStore, Store, TransactionalOffsetStore
@@ -28,6 +29,7 @@ def build_spec(
     transactional: bool,
     reset: Callable[..., Any] | None,
     poll_interval: float,
+    slices: range | None = None,
 ) -> ProjectionSpec:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a projection needs a non-empty name, got {name!r}")
@@ -45,6 +47,14 @@ def build_spec(
         raise TypeError(f"projection {name!r}: {offset_store!r} is not an OffsetStore")
     if transactional:
         _check_transactional(store, name, handler, offset_store)
+    if slices is not None and (
+        not isinstance(slices, range) or slices.step != 1 or not slices
+        or slices.start < 0 or slices.stop > NUM_SLICES
+    ):  # fmt: skip
+        raise ValueError(
+            f"projection {name!r}: slices must be a non-empty range within "
+            f"range(0, {NUM_SLICES}), got {slices!r}"
+        )
     return ProjectionSpec(
         name=name,
         handler=handler,
@@ -59,6 +69,7 @@ def build_spec(
         transactional=transactional,
         poll_interval=poll_interval,
         reset=reset,
+        slices=slices,
     )
 
 

@@ -251,3 +251,15 @@ def matches(
         and (event_types is None or envelope.event_type in event_types)
         and (tags is None or any(tag in envelope.tags for tag in tags))
     )
+
+
+def reopen_store(
+    store_class: type[Any], args: tuple[Any, ...], options: dict[str, Any], serializer_type: type
+) -> Any:
+    """Unpickles a store as a fresh, unopened store with the same configuration.
+
+    A store that many processes can reach (a file, a database) pickles as its configuration,
+    never as its connections: that is how cluster mode opens it again in every shard process.
+    The serializer comes back empty; the engine there registers the same types again.
+    """
+    return store_class(*args, serializer=serializer_type(), **options)

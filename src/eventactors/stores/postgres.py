@@ -39,6 +39,7 @@ from ._common import (
     check_range,
     decode_event,
     naming_stream,
+    reopen_store,
 )
 from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
@@ -84,6 +85,13 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         flush_window: float = 0.0,
     ) -> None:
         check_batch_limits(max_batch, max_batch_bytes, flush_window)
+        self._options: dict[str, Any] = {
+            "schema": schema, "min_connections": min_connections,
+            "max_connections": max_connections, "connect_timeout": connect_timeout,
+            "command_timeout": command_timeout, "poll_interval": poll_interval,
+            "max_batch": max_batch, "max_batch_bytes": max_batch_bytes,
+            "flush_window": flush_window,
+        }  # fmt: skip
         self.dsn = dsn
         self.schema = check_schema_name(schema)
         self.serializer: Serializer = serializer or JsonSerializer()
@@ -120,6 +128,10 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its configuration: see `reopen_store`."""
+        return (reopen_store, (type(self), (self.dsn,), self._options, type(self.serializer)))
 
     async def close(self) -> None:
         """Writes the appends still queued, then closes the pool and the listener; a later

@@ -26,6 +26,7 @@ from ._common import (
     check_range,
     decode_event,
     naming_stream,
+    reopen_store,
 )
 from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
@@ -72,6 +73,11 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         flush_window: float = 0.0,
         poll_interval: float = 1.0,
     ) -> None:
+        self._options: dict[str, Any] = {
+            "synchronous": synchronous, "busy_timeout": busy_timeout, "max_batch": max_batch,
+            "max_batch_bytes": max_batch_bytes, "flush_window": flush_window,
+            "poll_interval": poll_interval,
+        }  # fmt: skip
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
         check_batch_limits(max_batch, max_batch_bytes, flush_window)
@@ -94,6 +100,10 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its configuration: see `reopen_store`."""
+        return (reopen_store, (type(self), (self.path,), self._options, type(self.serializer)))
 
     # -- connections ----------------------------------------------------------------------
 

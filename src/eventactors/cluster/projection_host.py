@@ -1,0 +1,47 @@
+"""A projection (or one slice-range partition of it) as a named Ray actor: a singleton in the
+cluster, because Ray allows one live actor per name, and restarted by Ray when it dies. It
+resumes from its stored offset, like any projection after a restart."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..projections import ProjectionStatus
+from .app_spec import AppSpec
+from .shard_host import EngineHost
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+class ProjectionHost(EngineHost):
+    def __init__(self, spec: AppSpec, name: str, options: dict[str, Any]) -> None:
+        super().__init__(spec, None)
+        self.name = name
+        self._options = options
+
+    async def on_build(self, engine: Engine) -> None:
+        await engine.add_projection(self.name, **self._options)
+
+    async def start(self) -> ProjectionStatus:
+        engine = await self.engine()
+        return engine.projection_status(self.name)
+
+    async def status(self) -> ProjectionStatus:
+        return (await self.engine()).projection_status(self.name)
+
+    async def is_running(self) -> bool:
+        return await (await self.engine()).is_projection_running(self.name)
+
+    async def wait(self, head: int, timeout: float) -> ProjectionStatus:
+        engine = await self.engine()
+        return await engine._wait_for_projection_at(self.name, head, timeout)
+
+    async def rebuild(self) -> ProjectionStatus:
+        return await (await self.engine()).rebuild_projection(self.name)
+
+    async def remove(self) -> None:
+        """Finishes the page in hand and commits its offset; the caller then ends the actor."""
+        engine = await self.engine()
+        await engine.remove_projection(self.name)
+        await engine.stop()
