@@ -111,10 +111,7 @@ async def record_events(schema: str, envelopes: list[ea.EventEnvelope], connecti
     await connection.executemany(
         f'INSERT INTO "{schema}".seen (projection, global_position, persistence_id, sequence) '
         "VALUES ($1, $2, $3, $4)",
-        [
-            ("p", e.global_position, e.persistence_id, e.sequence_number)
-            for e in envelopes
-        ],
+        [("p", e.global_position, e.persistence_id, e.sequence_number) for e in envelopes],
     )
 
 
