@@ -2,9 +2,10 @@
 
 Usage, from the repository root with the virtualenv (`pip install -e '.[bench,postgres]'`):
 
-    python -m benchmarks                 # everything, full sizes (about 8 minutes on 2 cores)
+    python -m benchmarks                 # everything, full sizes (about 10 minutes on 2 cores)
     python -m benchmarks --quick         # tiny sizes, a smoke test (under a minute)
-    python -m benchmarks --only bank,raw # some scenarios: bank, raw, recovery, memory, catch_up
+    python -m benchmarks --only bank,raw # some scenarios: bank, raw, recovery, memory, catch_up,
+                                         #   cluster
     python -m benchmarks --postgres off  # SQLite only (default DSN:
                                          #   postgresql://postgres@127.0.0.1:5432/test)
     python -m benchmarks --uvloop        # eventactors on uvloop instead of asyncio's loop
@@ -18,6 +19,9 @@ Scenarios (each module's docstring says exactly what it measures, and why that w
 - recovery: replay of 1 x 100,000 and 10,000 x 10 events, and with snapshots every 100.
 - memory: RSS per idle live entity with 1,000,000 entities, in a fresh subprocess.
 - catch_up: a reader and a projection through the whole log, against the peer's reader.
+- cluster: the bank's deposits on PostgreSQL through a Ray cluster of 1, 2 and 4 shard actors,
+  at 16 and 256 clients, against the single-process engine: the cost of the hop through Ray
+  (commands/s and the driver's CPU per command). Needs the ray extra.
 
 Writes results.json (every figure, the machine, the command), results.md (tables a README can
 include) and throughput.png (commands/s against clients) into benchmarks/, or into
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -47,20 +52,26 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import bank, catch_up, memory, raw, recovery
 from .common import FULL, QUICK, Context, log, phase
 from .output import markdown, plot, summarize, write_json
 from .pg import SERVER_GONE, fetchval, wait_for_server
 
 SCENARIOS: dict[str, Callable[[Context, dict[str, Any]], dict[str, Any]]] = {
-    "bank": lambda context, results: bank.run(context),
-    "raw": lambda context, results: raw.run(context, results.get("bank")),
-    "recovery": lambda context, results: recovery.run(context),
-    "memory": lambda context, results: memory.run(context),
-    "catch_up": lambda context, results: catch_up.run(context),
+    "bank": lambda context, results: scenario("bank").run(context),
+    "raw": lambda context, results: scenario("raw").run(context, results.get("bank")),
+    "recovery": lambda context, results: scenario("recovery").run(context),
+    "memory": lambda context, results: scenario("memory").run(context),
+    "catch_up": lambda context, results: scenario("catch_up").run(context),
+    "cluster": lambda context, results: scenario("cluster").run(context),
 }
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 HERE = Path(__file__).parent
+
+
+def scenario(name: str) -> Any:
+    """A scenario's module, imported when it runs: those that need the peer (bank, catch_up)
+    or Ray (cluster) need it only then."""
+    return importlib.import_module(f".{name}", __package__)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -128,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     write_json(results, output / "results.json")
     (output / "results.md").write_text(markdown(results))
-    plotted = plot(results, output / "throughput.png")
+    redraw = bool({"bank", "raw"} & set(args.scenarios))  # the plot shows only their figures
+    plotted = redraw and plot(results, output / "throughput.png")
     print()
     print(markdown(results))
     log(f"wrote {output / 'results.json'}, results.md" + (", throughput.png" if plotted else ""))
@@ -162,7 +174,7 @@ def machine(context: Context, command: str) -> dict[str, Any]:
         "scratch_filesystem": filesystem(context.scratch),
         "git": git_revision(),
         **{package: version(package) for package in
-           ("eventactors", "eventsourcing", "asyncpg", "psycopg", "msgspec", "uvloop")},
+           ("eventactors", "eventsourcing", "asyncpg", "psycopg", "msgspec", "uvloop", "ray")},
     }  # fmt: skip
 
 

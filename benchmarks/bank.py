@@ -31,18 +31,18 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from eventactors_examples.bank.domain import AccountBehavior, Deposit, Open
+from eventactors_examples.bank.domain import AccountBehavior
 
 import eventactors as ea
 
-from .common import Context, batch_between, guarded, latency_ms, log, rate, write_counts
+from .common import Context, batch_between, guarded, log, write_counts
+from .deposits import account_ids, check_total, deposit_clients, measurement, open_accounts
 from .peer import PeerBank, cache_environment
 from .pg import drop_schemas, fetchval, free_connections, on_postgres, peer_environment
 
 SCHEMA = "bench_bank"
 PEER_SCHEMA = "bench_bank_peer"
 PEER_POOL_CAP = 64  # of the server's 100 connections, leaving room for everyone else
-DEPOSIT = Deposit(1)
 
 
 def run(context: Context) -> dict[str, Any]:
@@ -113,29 +113,15 @@ def ours(context: Context, store_name: str, clients: int) -> dict[str, Any]:
 
 async def eventactors_deposits(context: Context, store: ea.Store, clients: int) -> dict[str, Any]:
     settings = context.settings
-    accounts = [f"acc-{index:05d}" for index in range(settings.accounts)]
+    accounts = account_ids(settings.accounts)
     per_client = settings.deposits[clients] // clients
-    latencies: list[float] = []
-    errors: list[str] = []
     engine = ea.Engine(store=store)
     engine.register("account", AccountBehavior)
-
-    async def client(number: int) -> None:
-        mine = accounts[number::clients]
-        for index in range(per_client):
-            started = time.perf_counter()
-            try:
-                await engine.send("account", mine[index % len(mine)], DEPOSIT)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            latencies.append(time.perf_counter() - started)
-
     async with engine:
-        await asyncio.gather(*(engine.send("account", a, Open(f"owner {a}")) for a in accounts))
+        await open_accounts(engine, accounts)
         before = write_counts(store)
         started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(client(number) for number in range(clients)))
+        latencies, errors = await deposit_clients(engine, accounts, clients, per_client)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         after = write_counts(store)
         states = await asyncio.gather(*(engine.get_state("account", a) for a in accounts))
@@ -213,26 +199,3 @@ def peer_deposits(context: Context, environment: dict[str, str], clients: int) -
         bank.close()
     mode = "single thread" if clients == 1 else f"{clients} threads"
     return {**measurement(len(latencies), elapsed, cpu, latencies, errors), "mode": mode}
-
-
-# -- measuring ----------------------------------------------------------------------------
-
-
-def measurement(
-    commands: int, elapsed: float, cpu: float, latencies: list[float], errors: list[str]
-) -> dict[str, Any]:
-    """The rate counts successful commands only; failures are counted and the first shown."""
-    return {
-        "commands": commands,
-        "seconds": round(elapsed, 3),
-        "commands_per_second": rate(commands, elapsed),
-        **latency_ms(latencies),
-        "client_cpu_seconds": round(cpu, 3),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else None,
-    }
-
-
-def check_total(balance: int, deposits: int) -> None:
-    if balance != deposits:
-        raise AssertionError(f"balances add up to {balance}, but {deposits} deposits succeeded")

@@ -1,7 +1,7 @@
 """What every scenario shares: sizes, the run context, progress lines, percentiles, RSS.
 
 PostgreSQL helpers live in `benchmarks.pg`; the peer (the `eventsourcing` library) in
-`benchmarks.peer`.
+`benchmarks.peer`; the bank's deposit workload on eventactors in `benchmarks.deposits`.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Settings:
     catch_up_events: int
     catch_up_stream_events: int
     catch_up_pages: tuple[int, ...]
+    cluster_deposits: int  # per timed phase of the cluster scenario, at every client count
 
 
 FULL = Settings(
@@ -68,6 +69,7 @@ FULL = Settings(
     recovery_in_flight=64, snapshot_every=100, recovery_repeats=2,
     memory_entities=1_000_000, memory_gather=10_000,
     catch_up_events=250_000, catch_up_stream_events=1000, catch_up_pages=(1000, 5000),
+    cluster_deposits=16_384,
 )  # fmt: skip
 
 QUICK = Settings(
@@ -76,6 +78,7 @@ QUICK = Settings(
     recovery_in_flight=64, snapshot_every=100, recovery_repeats=1,
     memory_entities=100_000, memory_gather=10_000,
     catch_up_events=5000, catch_up_stream_events=500, catch_up_pages=(1000,),
+    cluster_deposits=2048,
 )  # fmt: skip
 
 

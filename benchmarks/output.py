@@ -11,7 +11,9 @@ STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 def summarize(results: dict[str, Any]) -> None:
     """Adds, per store and client count, eventactors / peer and eventactors as a % of the raw
-    limit; and the headline: eventactors' best against the peer's best, per store."""
+    limit; and the headline: eventactors' best against the peer's best, per store. Adds each
+    cluster configuration's ratios to the single-process engine."""
+    cluster_ratios(results.get("cluster"))
     bank, raw = results.get("bank"), results.get("raw", {})
     if not bank:
         return
@@ -36,6 +38,21 @@ def summarize(results: dict[str, Any]) -> None:
                 "ratio": round(ours / theirs, 2),
             }  # fmt: skip
     bank["headline"] = headline
+
+
+def cluster_ratios(cluster: dict[str, Any] | None) -> None:
+    """Per cluster configuration and client count: its commands/s and its driver's CPU per
+    command, each over the single-process engine's at the same client count (same run)."""
+    single = (cluster or {}).get("single_process", {}).get("clients", {})
+    for name, configuration in (cluster or {}).items():
+        if not name.startswith("shards_"):
+            continue
+        for clients, measured in configuration.get("clients", {}).items():
+            base = single.get(clients, {})
+            ours, theirs = cmd_rate(measured), cmd_rate(base)
+            measured["ratio"] = round(ours / theirs, 2) if ours and theirs else None
+            cpu, base_cpu = (m.get("driver_cpu_us_per_command") for m in (measured, base))
+            measured["driver_cpu_ratio"] = round(cpu / base_cpu, 2) if cpu and base_cpu else None
 
 
 def cmd_rate(measured: dict[str, Any] | None) -> float | None:
@@ -82,7 +99,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine.get('event_loop')}. `{machine.get('command')}`",
         "",
     ]
-    for section in (bank_section, raw_section, recovery_section, memory_section, catch_up_section):
+    for section in (
+        bank_section, raw_section, recovery_section, memory_section, catch_up_section,
+        cluster_section,
+    ):  # fmt: skip
         lines += section(results)
     return "\n".join(lines)
 
@@ -227,6 +247,53 @@ def catch_up_section(results: dict[str, Any]) -> list[str]:
         ["store", "page", "read_all ev/s", "projection ev/s", "peer ev/s", "projection vs peer"],
         rows,
     )
+
+
+def cluster_section(results: dict[str, Any]) -> list[str]:
+    cluster = results.get("cluster")
+    if not cluster:
+        return []
+    lines = ["## Cluster mode: the hop through Ray (bank deposits, PostgreSQL)", ""]
+    if "error" in cluster or "skipped" in cluster:
+        return [*lines, f"Not measured: {cluster.get('error') or cluster.get('skipped')}", ""]
+    rows, warm_ups = [], []
+    for name, configuration in cluster.items():
+        if name == "workload":
+            continue
+        engine = engine_label(configuration.get("shards"))
+        if "error" in configuration:
+            rows.append([engine, "", "error", "", "", "", "", ""])
+            continue
+        warm_ups.append(f"{engine} {configuration['warm_up_seconds']} s")
+        for clients, measured in configuration.get("clients", {}).items():
+            rows.append([
+                engine, clients, number(measured.get("commands_per_second")),
+                number(measured.get("p50_ms"), 2), number(measured.get("p99_ms"), 2),
+                number(measured.get("driver_cpu_us_per_command")),
+                number(measured.get("shards_cpu_us_per_command")),
+                f"{measured['ratio']}x" if measured.get("ratio") else "",
+            ])  # fmt: skip
+    lines += table(
+        ["engine", "clients", "cmd/s", "p50 ms", "p99 ms", "driver CPU us/cmd",
+         "shards CPU us/cmd", "vs single process"],
+        rows,
+    )  # fmt: skip
+    workload = cluster.get("workload", {})
+    note = (
+        f"{workload.get('accounts')} accounts, {workload.get('deposits')} deposits per row, "
+        "client k depositing round-robin into its own accounts (k, k + C, ...), after a warm-up "
+        f"(engine and shard processes started, accounts opened: {', '.join(warm_ups)}). One "
+        f"local Ray with {workload.get('ray_cpus')} CPUs on this machine: the shards share its "
+        "cores with the driver and PostgreSQL. CPU per command: the harness process (the "
+        "driver), and the shard processes together."
+    )
+    return [*lines, note, ""]
+
+
+def engine_label(shards: int | None) -> str:
+    if shards is None:
+        return "single process"
+    return f"cluster, {shards} shard{'s' if shards > 1 else ''}"
 
 
 # -- the plot -----------------------------------------------------------------------------
