@@ -38,7 +38,7 @@ class AppSpec:
         """An engine of this application; with `shard`, the host of that shard's entities."""
         from ..engine import Engine
 
-        engine = Engine(store=self.store, cluster=self.cluster, _hosted_shard=shard)
+        engine = Engine(store=self.store, cluster=self.cluster, _hosted_shard=shard, _host=True)
         for entity_type, behavior_class, options in self.registrations:
             engine.register(entity_type, behavior_class, **options)
         return engine
