@@ -3,6 +3,7 @@ in a module of their own on the workers' PYTHONPATH (the tests directory)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -32,6 +33,14 @@ class Deposited(msgspec.Struct):
 
 class Withdrawn(msgspec.Struct):
     amount: int
+
+
+class SlowDeposit(msgspec.Struct):
+    """Deposits after `seconds`: a command that is still running when something happens."""
+
+    amount: int
+    seconds: float
+    note: str = ""
 
 
 class TransferTo(msgspec.Struct):
@@ -72,6 +81,9 @@ class AccountBehavior(ea.EventSourcedBehavior[Account]):
                 raise ea.Rejected("insufficient funds", meta={"balance": state.balance})
             await self.engine.send("account", command.target, Deposit(command.amount, "transfer"))
             return Withdrawn(command.amount)
+        if isinstance(command, SlowDeposit):
+            await asyncio.sleep(command.seconds)
+            return Deposited(command.amount, command.note)
         if isinstance(command, SetBalance):
             return BalanceSet(command.amount)
         raise ea.Rejected(f"unknown command {type(command).__name__}")

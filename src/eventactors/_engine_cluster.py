@@ -8,13 +8,17 @@ entity through `self.engine` works the same in one process and in a cluster.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._engine_checks import check_entity_id, wait_reply
 from .errors import EventActorsError
-from .records import Reply, persistence_id_of
+from .records import EventEnvelope, Reply, persistence_id_of
 from .stores.memory import MemoryStore
 from .stores.protocols import Store
+
+#: How long one shard or projection actor may take to drain before it is killed.
+STOP_TIMEOUT = 30.0
 
 if TYPE_CHECKING:
     from ._runtime.entity import EntityActor
@@ -62,6 +66,8 @@ class ClusterMode:
 
         def _forget_if_unborn(self, kind: EntityKind, actor: EntityActor) -> None: ...
 
+        def _publish(self, envelopes: Sequence[EventEnvelope]) -> None: ...
+
     def _app_spec(self) -> AppSpec:
         from .cluster.app_spec import AppSpec
 
@@ -101,7 +107,10 @@ class ClusterMode:
         assert self._router is not None
         future = self._router.submit(shard, message)
         persistence_id = persistence_id_of(message.entity_type, message.entity_id)
-        return await wait_reply(future, message.timeout, persistence_id)
+        result = await wait_reply(future, message.timeout, persistence_id)
+        if isinstance(result, Reply):  # so that subscribe() starts after what it has seen
+            self._publish(result.events)
+        return result
 
     async def _deliver(self, message: SendMessage) -> Reply[Any]:
         """Sends to the entity wherever it lives."""
@@ -113,12 +122,28 @@ class ClusterMode:
 
     async def _send_here(self, message: SendMessage) -> Reply[Any]:
         """Handles a command of an entity this engine hosts."""
+        kind, actor, future = self._post_here(message)
+        return await self._finish_here(kind, actor, future, message)
+
+    def _post_here(
+        self, message: SendMessage
+    ) -> tuple[EntityKind, EntityActor, asyncio.Future[Reply[Any]]]:
+        """Puts the command in its entity's mailbox, synchronously."""
         kind = self._kind(message.entity_type)
         actor = self._actor(message.entity_type, message.entity_id)
         future = self._post(
             actor, message.command, *message.options,
             creates_with=message.creates_with, addressed_by=message.addressed_by,
         )  # fmt: skip
+        return kind, actor, future
+
+    async def _finish_here(
+        self,
+        kind: EntityKind,
+        actor: EntityActor,
+        future: asyncio.Future[Reply[Any]],
+        message: SendMessage,
+    ) -> Reply[Any]:
         try:
             reply: Reply[Any] = await wait_reply(future, message.timeout, actor.persistence_id)
         finally:
@@ -126,25 +151,45 @@ class ClusterMode:
                 self._forget_if_unborn(kind, actor)
         return reply
 
+    def _query_here(self, entity_type: str, entity_id: str) -> asyncio.Future[tuple[Any, int]]:
+        """Puts a state query in the entity's mailbox, synchronously."""
+        from ._runtime.entity import GET_STATE, Message
+
+        actor = self._actor(entity_type, entity_id)
+        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+        actor.enqueue(Message(GET_STATE, future))
+        return future
+
     async def stop_cluster(self) -> None:
-        """Ends this application's shard and projection actors for good, each after draining
-        its mailboxes (projections commit their offsets). The data stays in the store; the
-        next engine that starts creates the actors again. Call it from one driver."""
+        """Ends every shard and projection actor of this application's namespace for good,
+        each after draining its mailboxes (projections commit their offsets). The data
+        stays in the store; the next engine that starts creates the actors again."""
         if self.cluster is None:
             raise EventActorsError("this engine has no cluster to stop")
-        from .cluster.ray_actors import ensure_ray, existing_actor, kill
+        from .cluster.ray_actors import ensure_ray, existing_actor, kill, named_actors
 
-        ensure_ray(self.cluster)
+        cluster = self.cluster
+        ensure_ray(cluster)
+        names = named_actors(cluster)
+        failures = []
+        # Projections first, so that they stop reading before the shards stop writing.
+        for name in sorted(names, key=lambda name: not name.startswith("projection-")):
+            handle = existing_actor(cluster, name)
+            if handle is None:
+                continue  # ended meanwhile
+            try:
+                await asyncio.wait_for(handle.stop.remote(), STOP_TIMEOUT)
+            except Exception as error:
+                failures.append(f"{name}: {type(error).__name__}: {error}")
+            finally:
+                kill(handle)
         if self._remote_projections is not None:
-            for name in list(self._remote_projections.names):
-                await self._remote_projections.remove(name)
-        for shard in range(self.cluster.num_shards):
-            handle = existing_actor(self.cluster, self.cluster.shard_name(shard))
-            if handle is not None:
-                try:
-                    await asyncio.wait_for(handle.stop.remote(), 30.0)
-                finally:
-                    kill(handle)
+            self._remote_projections.forget_all()
+        if failures:
+            raise EventActorsError(
+                "stop_cluster: these actors did not stop cleanly and were killed: "
+                + "; ".join(failures)
+            )
 
     async def cluster_status(self) -> list[dict[str, Any]]:
         """Each shard actor's view of itself: shard, pid, live entities, statistics."""

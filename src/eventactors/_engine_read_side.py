@@ -173,10 +173,10 @@ class ReadSide:
         members = self._members(name)
         if self._remote_projections is not None:
             remote = self._remote_projections
-            statuses = [await remote.wait(member, head, timeout) for member in members]
+            waits = [remote.wait(member, head, timeout) for member in members]
         else:
-            statuses = [await self._wait_for_projection_at(m, head, timeout) for m in members]
-        return combine(name, statuses)
+            waits = [self._wait_for_projection_at(member, head, timeout) for member in members]
+        return combine(name, list(await asyncio.gather(*waits)))  # partitions wait together
 
     async def _wait_for_projection_at(
         self, name: str, head: int, timeout: float

@@ -16,6 +16,7 @@ from cluster_behaviors import register
 from postgres_support import DSN, drop_schema, new_schema_name
 
 import eventactors as ea
+from eventactors.cluster.ray_actors import named_actors
 
 TESTS = Path(__file__).resolve().parent.parent
 
@@ -71,5 +72,6 @@ class ClusterApp:
             if self.engines:
                 stopper = register(ea.Engine(store=self.store(), cluster=self.engines[0].cluster))
                 await stopper.stop_cluster()
+                assert named_actors(self.cluster()) == [], "stop_cluster left actors behind"
         finally:
             await drop_schema(self.schema)

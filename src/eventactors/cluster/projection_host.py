@@ -19,6 +19,11 @@ class ProjectionHost(EngineHost):
         super().__init__(spec, None)
         self.name = name
         self._options = options
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+            # Restarted by Ray, nobody may call it for a while: it starts itself.
+            ray.get_runtime_context().current_actor.start.remote()
 
     async def on_build(self, engine: Engine) -> None:
         await engine.add_projection(self.name, **self._options)

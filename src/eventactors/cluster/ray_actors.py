@@ -100,3 +100,19 @@ def is_actor_error(error: BaseException) -> bool:
     """Whether a call failed because its actor died or could not be reached."""
     ray = import_ray()
     return isinstance(error, ray.exceptions.RayActorError)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether the actor is alive but could not be reached for now (the call may be retried)."""
+    ray = import_ray()
+    return isinstance(error, ray.exceptions.ActorUnavailableError)
+
+
+def named_actors(cluster: RayCluster) -> list[str]:
+    """The names of the live actors in the application's namespace."""
+    ray = import_ray()
+    return [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == cluster.namespace
+    ]

@@ -25,6 +25,10 @@ class RemoteProjections:
     def names(self) -> tuple[str, ...]:
         return tuple(self._options)
 
+    def forget_all(self) -> None:
+        """After stop_cluster: the actors are gone; a new start creates them again."""
+        self._handles.clear()
+
     def declare(self, name: str, options: dict[str, Any]) -> None:
         if name in self._options:
             raise ValueError(f"a projection named {name!r} is already added")
@@ -80,7 +84,11 @@ class RemoteProjections:
         try:
             return await getattr(self._handle(name), method).remote(*args)
         except Exception as error:
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, Exception):  # raised by the projection: re-raised as it was
+                raise cause from None
             if is_actor_error(error):
+                self._handles.pop(name, None)
                 raise ShardUnavailable(
                     f"projection {name!r}: its actor died or could not be reached "
                     f"({type(error).__name__}); Ray restarts it, and it resumes from its offset"

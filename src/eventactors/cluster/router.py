@@ -10,19 +10,23 @@ commands' outcomes; those still running come back later through `collect`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from .._ids import uuid7
 from .._slices import shard_of
-from ..errors import EventActorsError, ShardUnavailable
+from ..errors import EngineNotStarted, EventActorsError, ShardUnavailable
 from ..records import EventEnvelope
 from .app_spec import AppSpec
-from .ray_actors import ensure_ray, is_actor_error, shard_actor
+from .ray_actors import ensure_ray, is_actor_error, is_unreachable, named_actors, shard_actor
 from .wire import Message, SendMessage, cannot_travel, pack, reply_from_wire
 
 Waiting = tuple[asyncio.Future[Any], bool]  # the caller's future; whether it awaits a Reply
+#: A message waiting for its batch: the message, its caller's future, its deadline if any.
+Outgoing = tuple[Message, asyncio.Future[Any], float | None]
+
+#: How long a shard may be unreachable (not dead) before its callers are told.
+UNREACHABLE_GRACE = 10.0
 
 #: Batches out to one shard at a time; more commands wait for the next batch.
 MAX_BATCHES_IN_FLIGHT = 1
@@ -41,7 +45,8 @@ class ShardRouter:
         self.local_shard = local_shard
         self._decode = decode
         self._handles: dict[int, Any] = {}
-        self._outboxes: dict[int, list[tuple[Message, asyncio.Future[Any]]]] = {}
+        self._outboxes: dict[int, list[Outgoing]] = {}
+        self._closing = False
         self._pumps: dict[int, asyncio.Task[None]] = {}
         self._in_flight: dict[int, set[asyncio.Task[None]]] = {}
         self._collectors: set[asyncio.Task[None]] = set()
@@ -52,9 +57,21 @@ class ShardRouter:
     async def connect(self, *, all_shards: bool) -> None:
         """Joins Ray; with `all_shards`, creates every shard host now and checks that the
         ones that already existed run the same application."""
-        ensure_ray(self.spec.cluster)
+        cluster = self.spec.cluster
+        ensure_ray(cluster)
         if not all_shards:
             return
+        others = {
+            name for name in named_actors(cluster)
+            if name.startswith("shard-") and not name.endswith(f"-of-{self.num_shards}")
+        }  # fmt: skip
+        if others:
+            raise EventActorsError(
+                f"Ray namespace {cluster.namespace!r} runs shards of another count "
+                f"({sorted(others)[0]}, ...), so every entity would have two owners; this "
+                f"engine has num_shards={self.num_shards}. Stop that cluster first "
+                "(engine.stop_cluster()): the data is in the store, nothing is lost."
+            )
         handles = [self.handle(shard) for shard in range(self.num_shards)]
         fingerprints = await asyncio.gather(*(handle.fingerprint.remote() for handle in handles))
         for shard, fingerprint in enumerate(fingerprints):
@@ -78,9 +95,17 @@ class ShardRouter:
         return handle
 
     def submit(self, shard: int, message: Message) -> asyncio.Future[Any]:
-        """Queues a command or state query for its shard; the future gets the outcome."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._outboxes.setdefault(shard, []).append((message, future))
+        """Queues a command or state query for its shard; the future gets the outcome.
+
+        A message with a timeout carries what is left of it when it leaves, and one whose
+        caller already gave up does not leave at all: "not started by then, dropped" holds
+        across the hop as in one process (time spent queued inside Ray is not counted)."""
+        if self._closing:
+            raise EngineNotStarted("the engine is stopping: it takes no new commands")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        deadline = None if message.timeout is None else loop.time() + message.timeout
+        self._outboxes.setdefault(shard, []).append((message, future, deadline))
         if shard not in self._pumps:
             self._pumps[shard] = asyncio.get_running_loop().create_task(
                 self._pump(shard), name=f"eventactors shard {shard} pump"
@@ -104,9 +129,16 @@ class ShardRouter:
         finally:
             del self._pumps[shard]
 
-    def _send_batch(self, shard: int, batch: list[tuple[Message, asyncio.Future[Any]]]) -> None:
+    def _send_batch(self, shard: int, batch: list[Outgoing]) -> None:
         sendable = []
-        for message, future in batch:  # one by one, so that a bad command fails alone
+        now = asyncio.get_running_loop().time()
+        for message, future, deadline in batch:  # one by one: a bad command fails alone
+            if future.done():
+                continue  # its caller gave up: not sent, so never run
+            if deadline is not None:
+                if deadline <= now:
+                    continue  # the caller's wait is about to time out: dropped
+                message = message._replace(timeout=deadline - now)
             try:
                 sendable.append((pack(message), future, isinstance(message, SendMessage)))
             except Exception as error:
@@ -141,6 +173,9 @@ class ShardRouter:
     ) -> None:
         try:
             incarnation, results = await call
+        except asyncio.CancelledError:
+            _fail(batch, _abandoned())
+            raise
         except Exception as error:
             if is_actor_error(error):
                 self._handles.pop(shard, None)  # look the actor up again next time
@@ -173,30 +208,58 @@ class ShardRouter:
         self, shard: int, handle: Any, incarnation: str, waiting: dict[int, Waiting]
     ) -> None:
         """Fetches outcomes until every command of the batch has one. A caller that gave up
-        still has its outcome fetched, so that the shard can forget it."""
-        while waiting:
-            try:
-                outcomes = await handle.collect.remote(incarnation, list(waiting))
-            except Exception as error:
-                lost = _unavailable(shard, error) if is_actor_error(error) else error
-                _fail(list(waiting.values()), lost)
-                return
-            for token, outcome in outcomes.items():
-                future, is_reply = waiting.pop(token)
-                self._settle(future, outcome, is_reply)
+        still has its outcome fetched, so that the shard can forget it. A shard that is
+        briefly unreachable is asked again; one that died fails the callers."""
+        unreachable_since: float | None = None
+        try:
+            while waiting:
+                try:
+                    outcomes = await handle.collect.remote(incarnation, list(waiting))
+                except Exception as error:
+                    now = asyncio.get_running_loop().time()
+                    unreachable_since = unreachable_since or now
+                    if is_unreachable(error) and now - unreachable_since < UNREACHABLE_GRACE:
+                        await asyncio.sleep(0.1)
+                        continue
+                    lost = _unavailable(shard, error) if is_actor_error(error) else error
+                    _fail(list(waiting.values()), lost)
+                    return
+                unreachable_since = None
+                for token, outcome in outcomes.items():
+                    future, is_reply = waiting.pop(token)
+                    self._settle(future, outcome, is_reply)
+        except asyncio.CancelledError:
+            _fail(list(waiting.values()), _abandoned())
+            raise
 
     async def close(self, timeout: float | None = None) -> None:
-        """Waits for the commands in flight (at most `timeout` seconds), then drops the rest."""
+        """Takes no new commands, waits for those in flight (at most `timeout` seconds), then
+        abandons the rest: their callers get `EngineNotStarted`, as in one process."""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while tasks := self._tasks():
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait(tasks, timeout=remaining)
+            if deadline is not None and loop.time() >= deadline:
+                for task in self._tasks():
+                    task.cancel()
+                await asyncio.gather(*self._tasks(), return_exceptions=True)
+                break
+        for outbox in self._outboxes.values():
+            _fail([(future, False) for _, future, _ in outbox], _abandoned())
+            outbox.clear()
+        self._handles.clear()
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
         tasks = [*self._pumps.values(), *self._collectors]
         for in_flight in self._in_flight.values():
             tasks.extend(in_flight)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._handles.clear()
+        return [task for task in tasks if not task.done()]
+
+
+def _abandoned() -> EngineNotStarted:
+    return EngineNotStarted("the engine stopped before the shard answered this command")
 
 
 def _unavailable(shard: int, error: BaseException) -> ShardUnavailable:

@@ -12,10 +12,20 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from .._engine_checks import wait_reply
 from ..errors import ShardUnavailable
+from ..records import persistence_id_of
 from .app_spec import AppSpec
 from .sequencer import Sequencer
-from .wire import Outcome, SendMessage, outcome_of, portable, reply_to_wire, unpack
+from .wire import (
+    Outcome,
+    SendMessage,
+    StateMessage,
+    outcome_of,
+    portable,
+    reply_to_wire,
+    unpack,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -27,6 +37,10 @@ LINGER = 0.005
 #: How long a batch's call waits for its first command to finish; commands that take longer
 #: (an awaited outside check) are collected later, and the sender's next batch goes out.
 FIRST_WITHIN = 0.050
+
+#: A finished command's outcome that no sender collected for this long is dropped (its
+#: sender died or stopped waiting).
+ABANDONED_AFTER = 300.0
 
 #: (True, outcome) for a finished command, (False, token) for one to `collect` later.
 Result = tuple[bool, Any]
@@ -73,7 +87,8 @@ class ShardHost(EngineHost):
         #: Tells a restarted actor's tokens from its predecessor's.
         self.incarnation = secrets.token_hex(8)
         self._next_token = 0
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], float]] = {}  # token -> parked at
+        self._last_sweep = 0.0
         self._sequencer = Sequencer()
 
     async def deliver(
@@ -93,25 +108,26 @@ class ShardHost(EngineHost):
             if future.done():
                 results.append((True, outcome_of(future)))
             else:
-                token = self._next_token
-                self._next_token += 1
-                self._pending[token] = future
-                results.append((False, token))
+                results.append((False, self._park(future)))
         return self.incarnation, results
 
     def _start(self, engine: Engine, packed: bytes) -> asyncio.Future[Any]:
+        """Puts the message in its entity's mailbox now, whatever kind it is, so that the
+        batch's order is the mailboxes' order; only the waiting happens later."""
         loop = asyncio.get_running_loop()
         try:
             message = unpack(packed, self.shard)
             if isinstance(message, SendMessage):
+                kind, actor, future = engine._post_here(message)
                 if message.timeout is None and message.creates_with is None:
-                    actor = engine._actor(message.entity_type, message.entity_id)
-                    return engine._post(
-                        actor, message.command, *message.options,
-                        addressed_by=message.addressed_by,
-                    )  # fmt: skip
-                return loop.create_task(engine._send_here(message))
-            return loop.create_task(
+                    return future
+                return loop.create_task(engine._finish_here(kind, actor, future, message))
+            if message.at_revision is None and message.at_time is None:
+                query = engine._query_here(message.entity_type, message.entity_id)
+                if message.timeout is None:
+                    return query
+                return loop.create_task(wait_reply(query, message.timeout, packed_name(message)))
+            return loop.create_task(  # the past, rebuilt beside the live entity: no mailbox
                 engine.get_state(
                     message.entity_type, message.entity_id, timeout=message.timeout,
                     at_revision=message.at_revision, at_time=message.at_time,
@@ -121,6 +137,21 @@ class ShardHost(EngineHost):
             failed: asyncio.Future[Any] = loop.create_future()
             failed.set_exception(error)
             return failed
+
+    def _park(self, future: asyncio.Future[Any]) -> int:
+        """Keeps a running command's future until its sender collects it."""
+        token = self._next_token
+        self._next_token += 1
+        now = asyncio.get_running_loop().time()
+        self._pending[token] = (future, now)
+        if now - self._last_sweep > ABANDONED_AFTER / 10:
+            self._last_sweep = now
+            self._pending = {
+                token: (future, parked)
+                for token, (future, parked) in self._pending.items()
+                if not (future.done() and now - parked > ABANDONED_AFTER)
+            }
+        return token
 
     async def collect(self, incarnation: str, tokens: list[int]) -> dict[int, Outcome]:
         """The outcomes of those commands that have finished: waits for the first, then
@@ -132,16 +163,17 @@ class ShardHost(EngineHost):
             )
             return dict.fromkeys(tokens, (False, lost))
         await _first_then_linger(
-            [self._pending[token] for token in tokens if token in self._pending]
+            [self._pending[token][0] for token in tokens if token in self._pending]
         )
         outcomes: dict[int, Outcome] = {}
         for token in tokens:
-            future = self._pending.get(token)
-            if future is None:
-                outcomes[token] = (False, ShardUnavailable(f"shard {self.shard}: unknown token"))
-            elif future.done():
+            parked = self._pending.get(token)
+            if parked is None:
+                lost = ShardUnavailable(f"shard {self.shard}: the outcome was not kept")
+                outcomes[token] = (False, lost)
+            elif parked[0].done():
                 del self._pending[token]
-                outcomes[token] = outcome_of(future)
+                outcomes[token] = outcome_of(parked[0])
         return outcomes
 
     async def send_now(self, message: SendMessage) -> Outcome:
@@ -176,3 +208,7 @@ async def _first_then_linger(
             if not done:
                 return
         await asyncio.wait(futures, timeout=LINGER)
+
+
+def packed_name(message: StateMessage) -> str:
+    return persistence_id_of(message.entity_type, message.entity_id)
