@@ -28,7 +28,7 @@ from ._engine_read_side import ReadSide
 from ._identifiers import IdentifiersOf, IdentifierSpec
 from ._ids import uuid7
 from ._runtime.durable_state import DurableStateEntity
-from ._runtime.entity import GET_STATE, EntityActor, Message
+from ._runtime.entity import EntityActor, Message
 from ._runtime.event_sourced import EventSourcedEntity
 from ._runtime.history import state_at
 from ._runtime.kinds import EntityKind
@@ -369,10 +369,9 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
                 raise CommandTimeout(
                     f"rebuilding {entity_type!r}/{entity_id!r} took longer than {timeout}s"
                 ) from None
-        actor = self._actor(entity_type, entity_id)
-        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
-        actor.enqueue(Message(GET_STATE, future))
-        state: tuple[Any, int] = await wait_reply(future, timeout, actor.persistence_id)
+        future = self._query_here(entity_type, entity_id)
+        persistence_id = persistence_id_of(entity_type, entity_id)
+        state: tuple[Any, int] = await wait_reply(future, timeout, persistence_id)
         return state
 
     def _kind(self, entity_type: str) -> EntityKind:
