@@ -1,0 +1,9 @@
+"""Tools for testing applications built on eventactors.
+
+- `BehaviorTestKit`: given events (or a state), when a command, then the events, the state, or
+  a rejection: a behavior tested in memory, in milliseconds, by the real runtime.
+"""
+
+from .behavior_kit import BehaviorTestKit, CommandOutcome
+
+__all__ = ["BehaviorTestKit", "CommandOutcome"]
