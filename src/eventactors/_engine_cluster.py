@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._engine_checks import check_entity_id, wait_reply
+from .cluster.config import RayCluster
 from .errors import EventActorsError
 from .records import EventEnvelope, Reply, persistence_id_of
 from .stores.memory import MemoryStore
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from ._runtime.entity import EntityActor
     from ._runtime.kinds import EntityKind
     from .cluster.app_spec import AppSpec, Registration
-    from .cluster.config import RayCluster
     from .cluster.remote_projections import RemoteProjections
     from .cluster.router import ShardRouter
     from .cluster.wire import Message, SendMessage
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 def check_cluster_store(cluster: RayCluster | None, store: Store) -> None:
     if cluster is None:
         return
-    from .cluster.config import RayCluster
-
     if not isinstance(cluster, RayCluster):
         raise TypeError(f"cluster must be an ea.RayCluster, got {cluster!r}")
     if isinstance(store, MemoryStore):

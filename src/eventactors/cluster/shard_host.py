@@ -20,7 +20,6 @@ from .sequencer import Sequencer
 from .wire import (
     Outcome,
     SendMessage,
-    StateMessage,
     outcome_of,
     portable,
     reply_to_wire,
@@ -126,7 +125,8 @@ class ShardHost(EngineHost):
                 query = engine._query_here(message.entity_type, message.entity_id)
                 if message.timeout is None:
                     return query
-                return loop.create_task(wait_reply(query, message.timeout, packed_name(message)))
+                name = persistence_id_of(message.entity_type, message.entity_id)
+                return loop.create_task(wait_reply(query, message.timeout, name))
             return loop.create_task(  # the past, rebuilt beside the live entity: no mailbox
                 engine.get_state(
                     message.entity_type, message.entity_id, timeout=message.timeout,
@@ -208,7 +208,3 @@ async def _first_then_linger(
             if not done:
                 return
         await asyncio.wait(futures, timeout=LINGER)
-
-
-def packed_name(message: StateMessage) -> str:
-    return persistence_id_of(message.entity_type, message.entity_id)

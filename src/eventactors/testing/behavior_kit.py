@@ -16,6 +16,8 @@ survives a replay, and nothing is left running between steps.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -129,7 +131,7 @@ class BehaviorTestKit(Generic[S]):
         self.entity_id = entity_id
         self.store = MemoryStore()
         self._options = {"command_timeout": command_timeout, **register_options}
-        self._engine = self._new_engine()  # checks the behavior and options now
+        self._new_engine()  # checks the behavior and options now, not at the first step
         self.persistence_id = persistence_id_of(ENTITY_TYPE, entity_id)
         self._given: list[Any] = []
         self._given_state: tuple[Any, int] | None = None
@@ -170,30 +172,29 @@ class BehaviorTestKit(Generic[S]):
 
     async def when(self, command: Any, **send_options: Any) -> CommandOutcome[S]:
         """Runs the command (`send_options` as for `Engine.send`); returns what it did."""
-        engine = self._engine
-        async with engine:
-            await self._seed()
+        async with self._step() as engine:
             try:
                 reply = await engine.send(ENTITY_TYPE, self.entity_id, command, **send_options)
             except Exception as error:
                 state, revision = await engine.get_state(ENTITY_TYPE, self.entity_id)
-                outcome = CommandOutcome(command, (), state, revision, error)
-            else:
-                events = tuple(envelope.event for envelope in reply.events)
-                outcome = CommandOutcome(
-                    command, events, reply.state, reply.revision, envelopes=reply.events
-                )
-        self._engine = self._new_engine()  # the next step recovers from the store
-        return outcome
+                return CommandOutcome(command, (), state, revision, error)
+            events = tuple(envelope.event for envelope in reply.events)
+            return CommandOutcome(
+                command, events, reply.state, reply.revision, envelopes=reply.events
+            )
 
     async def state(self) -> tuple[S, int]:
         """The entity's (state, revision), recovered from what is given and stored."""
-        engine = self._engine
-        async with engine:
-            await self._seed()
+        async with self._step() as engine:
             current: tuple[S, int] = await engine.get_state(ENTITY_TYPE, self.entity_id)
-        self._engine = self._new_engine()
-        return current
+            return current
+
+    @contextlib.asynccontextmanager
+    async def _step(self) -> AsyncIterator[Engine]:
+        """A fresh engine on the kit's store: it recovers the entity, and stops afterwards."""
+        async with self._new_engine() as engine:
+            await self._seed()
+            yield engine
 
     def _new_engine(self) -> Engine:
         engine = Engine(store=self.store)
