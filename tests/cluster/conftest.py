@@ -4,6 +4,7 @@ schema; its actors are ended and its schema dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -72,6 +73,10 @@ class ClusterApp:
             if self.engines:
                 stopper = register(ea.Engine(store=self.store(), cluster=self.engines[0].cluster))
                 await stopper.stop_cluster()
+                for _ in range(100):  # ray.kill is asynchronous: the names go within moments
+                    if not named_actors(self.cluster()):
+                        break
+                    await asyncio.sleep(0.1)
                 assert named_actors(self.cluster()) == [], "stop_cluster left actors behind"
         finally:
             await drop_schema(self.schema)

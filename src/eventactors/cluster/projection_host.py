@@ -4,6 +4,9 @@ resumes from its stored offset, like any projection after a restart."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..projections import ProjectionStatus
@@ -12,6 +15,8 @@ from .shard_host import EngineHost
 
 if TYPE_CHECKING:
     from ..engine import Engine
+
+log = logging.getLogger("eventactors.cluster")
 
 
 class ProjectionHost(EngineHost):
@@ -22,8 +27,10 @@ class ProjectionHost(EngineHost):
         import ray
 
         if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
-            # Restarted by Ray, nobody may call it for a while: it starts itself.
-            ray.get_runtime_context().current_actor.start.remote()
+            # Restarted by Ray, nobody may call it for a while: it starts itself. A call made
+            # now fails while Ray still counts the actor as restarting, so a thread retries.
+            handle = ray.get_runtime_context().current_actor
+            threading.Thread(target=_start_until_started, args=(handle, name), daemon=True).start()
 
     async def on_build(self, engine: Engine) -> None:
         await engine.add_projection(self.name, **self._options)
@@ -50,3 +57,19 @@ class ProjectionHost(EngineHost):
         engine = await self.engine()
         await engine.remove_projection(self.name)
         await engine.stop()
+
+
+def _start_until_started(handle: Any, name: str) -> None:
+    """Calls the actor's own `start` until it succeeds, backing off to 5 s between tries:
+    the first may find the actor still restarting, a later one the store unreachable."""
+    import ray
+
+    delay = 0.1
+    while True:
+        try:
+            ray.get(handle.start.remote())
+            return
+        except Exception as error:
+            log.warning("projection %s did not start (%s); trying again", name, error)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
