@@ -25,6 +25,8 @@ lint: $(STAMP)
 
 test: lint
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-nats.sh
 	$(BIN)/python -m pytest
 
 # The benchmark harness (about 8 minutes): writes benchmarks/results.{json,md} and throughput.png.
