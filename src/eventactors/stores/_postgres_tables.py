@@ -182,6 +182,15 @@ class PostgresTables:
         )
         return None if position is None else int(position)
 
+    async def list_offsets(self) -> dict[str, int]:
+        rows = await self._db.run(
+            lambda connection: connection.fetch(
+                f"SELECT projection, position FROM {self._table['offsets']} ORDER BY projection"
+            ),
+            write=False,
+        )
+        return {str(row["projection"]): int(row["position"]) for row in rows}
+
     async def save_offset(self, projection: str, position: int) -> None:
         check_position(position)
         await self._db.run(

@@ -146,6 +146,14 @@ class SQLiteTables:
         )
         return None if row is None else int(row[0])
 
+    async def list_offsets(self) -> dict[str, int]:
+        rows = await self._read(
+            lambda connection: connection.execute(
+                "SELECT projection, position FROM ea_offsets ORDER BY projection"
+            ).fetchall()
+        )
+        return {str(name): int(position) for name, position in rows}
+
     async def save_offset(self, projection: str, position: int) -> None:
         check_position(position)
         now = format_timestamp(datetime.now(UTC))

@@ -296,6 +296,9 @@ class MemoryStore:
     async def get_offset(self, projection: str) -> int | None:
         return self._offsets.get(projection)
 
+    async def list_offsets(self) -> dict[str, int]:
+        return dict(sorted(self._offsets.items()))
+
     async def save_offset(self, projection: str, position: int) -> None:
         self._offsets[projection] = check_position(position)
 

@@ -147,6 +147,16 @@ class OffsetStore(Protocol):
 
 
 @runtime_checkable
+class OffsetListing(Protocol):
+    """Optional beside `OffsetStore` (not part of `Store`, so third-party stores stay valid):
+    lets tools list every projection that saved an offset without knowing its name."""
+
+    async def list_offsets(self) -> dict[str, int]:
+        """Every saved offset, by projection name, in name order."""
+        ...
+
+
+@runtime_checkable
 class IdentifierStore(Protocol):
     """The map from natural identifiers to entity ids, kept beside the streams (written by
     the `claim` of `append` and `upsert_state`)."""

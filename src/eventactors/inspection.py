@@ -1,0 +1,450 @@
+"""Read-only queries over any store, shared by the `eventactors` command and the web console.
+
+Everything here reads through the store protocols: `persistence_ids` with
+`highest_sequence_number` for streams, and `read_all` in pages for the log. Every scan is
+paged (at most one page of the log in memory), but a scan is still a scan: on a large store,
+counts and searches will want indexed queries in the backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .engine import Engine
+from .errors import EventActorsError
+from .records import EventEnvelope, split_persistence_id
+from .serialization import Serializer
+from .stores.locate import open_store
+from .stores.protocols import OffsetListing, Store
+
+__all__ = [
+    "EventCounts",
+    "InspectionError",
+    "ProjectionOffset",
+    "StreamSummary",
+    "check_reachable",
+    "count_events",
+    "envelope_as_data",
+    "event_by_position",
+    "find_events",
+    "follow_events",
+    "list_streams",
+    "load_app",
+    "open_existing_store",
+    "payload_as_data",
+    "projection_offsets",
+    "stream_events",
+    "write_rate",
+]
+
+#: How many events a scan of the log reads per call.
+PAGE = 500
+_HEX_PREFIX = 32  # bytes of an undecodable payload shown
+
+
+class InspectionError(EventActorsError):
+    """What a tool reports in one line: a missing store, an unreachable server, a bad app."""
+
+
+class StreamSummary(msgspec.Struct, frozen=True):
+    persistence_id: str
+    entity_type: str
+    entity_id: str
+    events: int  # highest sequence number
+    last_timestamp: datetime | None
+
+
+class EventCounts(msgspec.Struct, frozen=True):
+    total: int
+    by_type: dict[str, int]  # event_type -> count
+    by_day: dict[str, int]  # "YYYY-MM-DD" (UTC) -> count
+    by_entity_type: dict[str, int]
+
+
+class ProjectionOffset(msgspec.Struct, frozen=True):
+    name: str
+    position: int
+    head: int
+    lag: int
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def is_dsn(location: str) -> bool:
+    return location.startswith(("postgres://", "postgresql://"))
+
+
+def open_existing_store(location: str, *, schema: str = "eventactors") -> Store:
+    """`open_store`, except that a missing SQLite file is an error rather than a new store."""
+    location = str(location)
+    if not is_dsn(location):
+        if "://" in location:
+            raise InspectionError(
+                f"a store is an SQLite file path or a postgresql:// URL, got {location!r}"
+            )
+        if not Path(location).is_file():
+            raise InspectionError(f"no such store: {location}")
+    try:
+        return open_store(location, schema=schema)
+    except ValueError as exc:  # a bad schema name
+        raise InspectionError(str(exc)) from None
+
+
+async def check_reachable(store: Store) -> None:
+    """Fails fast, in one line, on a store that cannot be read or holds no event log; a
+    store that has none is never given one (the stores create their schema on first use)."""
+    from .stores.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        await asyncio.to_thread(_check_sqlite_file, store.path)
+    elif _is_postgres(store):
+        await _check_postgres_schema(store)
+    try:
+        await store.head_position()
+    except (EventActorsError, OSError, sqlite3.Error) as exc:
+        raise InspectionError(_one_line(exc)) from None
+
+
+def _is_postgres(store: Store) -> bool:
+    try:
+        from .stores.postgres import PostgresStore
+    except ImportError:  # no postgres extra: it cannot be one
+        return False
+    return isinstance(store, PostgresStore)
+
+
+def _check_sqlite_file(path: str) -> None:
+    try:
+        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ea_events'"
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise InspectionError(f"cannot read {path} as an SQLite store: {exc}") from None
+    if found is None:
+        raise InspectionError(f"no such store: {path} holds no eventactors event log")
+
+
+async def _check_postgres_schema(store: Any) -> None:
+    import asyncpg
+
+    from .stores._postgres_rows import describe
+
+    where = describe(store.dsn, store.schema)
+    try:
+        connection = await asyncpg.connect(store.dsn, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise InspectionError(f"store unavailable: {where}: {_one_line(exc)}") from None
+    try:
+        found = await connection.fetchval("SELECT to_regclass($1)", f'"{store.schema}".ea_events')
+    finally:
+        await connection.close()
+    if found is None:
+        raise InspectionError(f"no such store: {where} holds no eventactors event log")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+async def load_app(spec: str, store: Store) -> Engine:
+    """The application's engine on `store`, not started.
+
+    `module:attr` names an `Engine` (its entity types and projections are declared again on
+    `store`) or a callable that takes a store and returns an engine, or an awaitable of one.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise InspectionError(f"an app is given as module:engine or module:factory, got {spec!r}")
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise InspectionError(f"cannot load app {spec!r}: {_one_line(exc)}") from None
+    if isinstance(target, Engine):
+        return await _same_app_on(target, store)
+    if not callable(target):
+        raise InspectionError(f"app {spec!r} is neither an Engine nor a factory of one")
+    try:
+        engine = target(store)
+        if inspect.isawaitable(engine):
+            engine = await engine
+    except EventActorsError:
+        raise
+    except Exception as exc:
+        raise InspectionError(f"app {spec!r} failed to build its engine: {_one_line(exc)}") from exc
+    if not isinstance(engine, Engine):
+        raise InspectionError(f"app {spec!r} returned {engine!r}, not an Engine")
+    return engine
+
+
+async def _same_app_on(app: Engine, store: Store) -> Engine:
+    """A local engine on `store` with `app`'s registrations and projections (as the cluster
+    replays registrations in `AppSpec.build_engine`)."""
+    from ._runtime.projection_spec import build_spec
+
+    engine = Engine(store=store, serializer=app.serializer)
+    for entity_type, behavior_class, options in app._registrations:
+        engine.register(entity_type, behavior_class, **options)
+    for runner in app._projections._runners.values():
+        spec = runner.spec
+        offsets = None if spec.offset_store is app.store else spec.offset_store
+        copy = build_spec(
+            store, spec.name, spec.handler, from_start=spec.from_start,
+            batch_size=spec.batch_size, policy=spec.policy, offset_store=offsets,
+            entity_types=spec.entity_types, event_types=spec.event_types, tags=spec.tags,
+            batched=spec.batched, transactional=spec.transactional, reset=spec.reset,
+            poll_interval=spec.poll_interval, slices=spec.slices,
+        )  # fmt: skip
+        await engine._projections.add(copy)
+    engine._partitions.update({name: list(members) for name, members in app._partitions.items()})
+    return engine
+
+
+def projection_names(engine: Engine) -> list[str]:
+    """The names under which an engine's projections keep offsets (one per partition)."""
+    return list(engine._projections._runners)
+
+
+# -- streams and events -------------------------------------------------------------------
+
+
+async def list_streams(
+    store: Store,
+    *,
+    entity_type: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+) -> list[StreamSummary]:
+    """Streams in persistence-id order; `search` is a case-insensitive substring of the id."""
+    needle = search.casefold() if search else None
+    found: list[StreamSummary] = []
+    for persistence_id in sorted(await store.persistence_ids()):
+        if limit is not None and len(found) >= limit:
+            break
+        kind, entity_id = split_persistence_id(persistence_id)
+        if entity_type is not None and kind != entity_type:
+            continue
+        if needle is not None and needle not in persistence_id.casefold():
+            continue
+        highest = await store.highest_sequence_number(persistence_id)
+        last = await store.read_stream(persistence_id, from_sequence=highest, limit=1)
+        timestamp = last[0].timestamp if last else None
+        found.append(StreamSummary(persistence_id, kind, entity_id, highest, timestamp))
+    return found
+
+
+async def stream_events(
+    store: Store,
+    persistence_id: str,
+    *,
+    from_sequence: int = 1,
+    to_sequence: int | None = None,
+    limit: int | None = None,
+) -> list[EventEnvelope]:
+    return await store.read_stream(persistence_id, from_sequence, to_sequence, limit)
+
+
+async def log_pages(
+    store: Store, *, after_position: int = 0, event_types: Sequence[str] | None = None
+) -> AsyncIterator[list[EventEnvelope]]:
+    """The log from `after_position` to the end, one page at a time."""
+    while True:
+        page = await store.read_all(after_position, PAGE, event_types=event_types)
+        if not page:
+            return
+        yield page
+        if len(page) < PAGE:
+            return
+        after_position = page[-1].global_position
+
+
+async def find_events(
+    store: Store,
+    *,
+    event_type: str | None = None,
+    search: str | None = None,
+    after_position: int = 0,
+    limit: int = 100,
+) -> list[EventEnvelope]:
+    """Events in log order; `search` is a case-insensitive substring of the persistence id,
+    the event type or the stored payload text."""
+    needle = search.casefold() if search else None
+    found: list[EventEnvelope] = []
+    types = None if event_type is None else [event_type]
+    async for page in log_pages(store, after_position=after_position, event_types=types):
+        for envelope in page:
+            if needle is None or needle in _searchable(envelope):
+                found.append(envelope)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def _searchable(envelope: EventEnvelope) -> str:
+    text = envelope.payload.decode("utf-8", errors="replace")
+    return f"{envelope.persistence_id}\n{envelope.event_type}\n{text}".casefold()
+
+
+async def event_by_position(store: Store, global_position: int) -> EventEnvelope | None:
+    if global_position < 1:
+        return None
+    page = await store.read_all(global_position - 1, 1)
+    return page[0] if page and page[0].global_position == global_position else None
+
+
+async def follow_events(
+    store: Store,
+    *,
+    after_position: int,
+    persistence_id: str | None = None,
+    poll: float = 1.0,
+) -> AsyncIterator[EventEnvelope]:
+    """Every event after `after_position` (of one stream, when given), then live, forever."""
+    entity_types = None if persistence_id is None else [split_persistence_id(persistence_id)[0]]
+    while True:
+        head = await store.head_position()  # before the page: a short page reaches it
+        page = await store.read_all(after_position, PAGE, entity_types=entity_types)
+        for envelope in page:
+            if persistence_id is None or envelope.persistence_id == persistence_id:
+                yield envelope
+        if page:
+            after_position = page[-1].global_position
+        if len(page) < PAGE:
+            after_position = max(after_position, head)
+            await store.wait_for_events(after_position, poll)
+
+
+# -- counts -------------------------------------------------------------------------------
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def count_events(store: Store, *, since: datetime | None = None) -> EventCounts:
+    """Events per type, per UTC day and per entity type, from `since` (naive means UTC)."""
+    start = None if since is None else _aware(since)
+    by_type: Counter[str] = Counter()
+    by_day: Counter[str] = Counter()
+    by_entity_type: Counter[str] = Counter()
+    async for page in log_pages(store):
+        for envelope in page:
+            if start is not None and envelope.timestamp < start:
+                continue
+            by_type[envelope.event_type] += 1
+            by_day[envelope.timestamp.astimezone(UTC).date().isoformat()] += 1
+            by_entity_type[envelope.entity_type] += 1
+    return EventCounts(
+        total=sum(by_type.values()),
+        by_type=dict(by_type.most_common()),
+        by_day=dict(sorted(by_day.items())),
+        by_entity_type=dict(by_entity_type.most_common()),
+    )
+
+
+async def write_rate(
+    store: Store, *, bucket: timedelta, since: datetime, until: datetime | None = None
+) -> list[tuple[datetime, int]]:
+    """(bucket start, events timestamped in [start, start + bucket)) from `since` to `until`
+    (default now), empty buckets included."""
+    if bucket <= timedelta(0):
+        raise ValueError(f"bucket must be a positive timedelta, got {bucket!r}")
+    start = _aware(since)
+    end = _aware(until) if until is not None else datetime.now(UTC)
+    if end < start:
+        raise ValueError(f"until ({end.isoformat()}) is before since ({start.isoformat()})")
+    counts = [0] * max(1, -(-(end - start) // bucket))
+    async for page in log_pages(store):
+        for envelope in page:
+            if start <= envelope.timestamp < end:
+                counts[(envelope.timestamp - start) // bucket] += 1
+    return [(start + index * bucket, count) for index, count in enumerate(counts)]
+
+
+# -- projections --------------------------------------------------------------------------
+
+
+async def projection_offsets(
+    store: Store, names: Sequence[str] | None = None
+) -> list[ProjectionOffset]:
+    """Position, head and lag of each projection; without `names`, of every projection with
+    a saved offset (the store must offer `list_offsets`). A name never saved is at 0."""
+    if names is None:
+        if not isinstance(store, OffsetListing):
+            raise InspectionError(
+                f"{type(store).__name__} cannot list its offsets: name the projections"
+            )
+        offsets = await store.list_offsets()
+    else:
+        offsets = {name: await store.get_offset(name) or 0 for name in names}
+    head = await store.head_position()
+    return [
+        ProjectionOffset(name, position, head, max(0, head - position))
+        for name, position in offsets.items()
+    ]
+
+
+# -- rendering as data --------------------------------------------------------------------
+
+
+def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnvelope) -> Any:
+    """The payload as JSON-friendly data: the decoded event when its type is registered, else
+    the stored JSON, else a hex prefix of the bytes. Never raises on what a store holds."""
+    serializer: Any = getattr(store_or_serializer, "serializer", store_or_serializer)
+    try:
+        return _builtins(serializer.decode(envelope.event_type, envelope.payload))
+    except Exception:  # an unregistered type, or a payload its class no longer reads
+        pass
+    try:
+        return json.loads(envelope.payload)
+    except ValueError:  # not JSON, or not UTF-8
+        prefix = envelope.payload[:_HEX_PREFIX].hex()
+        return {"undecodable": prefix, "bytes": len(envelope.payload)}
+
+
+def _builtins(value: Any) -> Any:
+    if hasattr(value, "DESCRIPTOR"):  # a protobuf message
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(value)
+    return msgspec.to_builtins(value)
+
+
+def envelope_as_data(
+    store_or_serializer: Store | Serializer, envelope: EventEnvelope
+) -> dict[str, Any]:
+    """Every envelope field, JSON-friendly: the `--json` line of the command, and the
+    console's detail view."""
+    return {
+        "global_position": envelope.global_position,
+        "persistence_id": envelope.persistence_id,
+        "entity_type": envelope.entity_type,
+        "entity_id": envelope.entity_id,
+        "sequence_number": envelope.sequence_number,
+        "event_type": envelope.event_type,
+        "timestamp": envelope.timestamp.isoformat(),
+        "event_id": envelope.event_id,
+        "tags": list(envelope.tags),
+        "metadata": dict(envelope.metadata),
+        "command_id": envelope.command_id,
+        "correlation_id": envelope.correlation_id,
+        "payload": payload_as_data(store_or_serializer, envelope),
+    }

@@ -1,0 +1,344 @@
+"""eventactors.inspection on every store: a memory store, an SQLite file, a PostgreSQL schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import textwrap
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+import pytest_asyncio
+from eventactors_examples.bank.domain import Deposited, Opened
+from postgres_support import DSN, drop_schema, new_schema_name
+
+import eventactors as ea
+from eventactors import inspection
+from eventactors.inspection import InspectionError, ProjectionOffset, StreamSummary
+from eventactors._ids import uuid7
+from eventactors.records import EventRecord, persistence_id_of
+
+DAY = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[ea.Store]:
+    if request.param == "memory":
+        opened: ea.Store = ea.MemoryStore()
+        yield opened
+        return
+    if request.param == "sqlite":
+        opened = ea.SQLiteStore(tmp_path / "inspect.db")
+        yield opened
+        await opened.close()
+        return
+    schema = new_schema_name()
+    opened = ea.PostgresStore(DSN, schema=schema)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await drop_schema(schema)
+
+
+async def write(
+    store: ea.Store, entity_type: str, entity_id: str, *events: object, at: datetime = DAY
+) -> list[ea.EventEnvelope]:
+    """Appends events to a stream with chosen timestamps, one second apart from `at`."""
+    persistence_id = persistence_id_of(entity_type, entity_id)
+    highest = await store.highest_sequence_number(persistence_id)
+    records = [
+        EventRecord(
+            event_id=uuid7(),
+            persistence_id=persistence_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            sequence_number=highest + n,
+            event_type=type(event).__name__,
+            payload=msgspec.json.encode(event),
+            timestamp=at + timedelta(seconds=n),
+        )
+        for n, event in enumerate(events, start=1)
+    ]
+    return await store.append(persistence_id, records, highest)
+
+
+async def bank(store: ea.Store) -> None:
+    """ann on 1 May (3 events), bob on 1 and 2 May (2 events), a loan on 3 May (1 event)."""
+    await write(store, "account", "ann", Opened("ann"), Deposited(100), Deposited(5))
+    await write(store, "account", "bob", Opened("bob"))
+    await write(store, "account", "bob", Deposited(7), at=DAY + timedelta(days=1))
+    await write(store, "loan", "L-1", Opened("ann"), at=DAY + timedelta(days=2))
+
+
+async def test_list_streams_counts_filters_and_limits(store):
+    await bank(store)
+    streams = await inspection.list_streams(store)
+    assert streams == [
+        StreamSummary("account|ann", "account", "ann", 3, DAY + timedelta(seconds=3)),
+        StreamSummary("account|bob", "account", "bob", 2, DAY + timedelta(days=1, seconds=1)),
+        StreamSummary("loan|L-1", "loan", "L-1", 1, DAY + timedelta(days=2, seconds=1)),
+    ]
+    assert [s.entity_id for s in await inspection.list_streams(store, entity_type="loan")] == [
+        "L-1"
+    ]
+    assert [s.entity_id for s in await inspection.list_streams(store, search="BO")] == ["bob"]
+    assert len(await inspection.list_streams(store, limit=2)) == 2
+    assert await inspection.list_streams(store, entity_type="nope") == []
+
+
+async def test_stream_events_reads_a_range(store):
+    await bank(store)
+    events = await inspection.stream_events(store, "account|ann", from_sequence=2)
+    assert [e.sequence_number for e in events] == [2, 3]
+    assert [
+        e.sequence_number
+        for e in await inspection.stream_events(store, "account|ann", to_sequence=2, limit=1)
+    ] == [1]
+    assert await inspection.stream_events(store, "account|nobody") == []
+
+
+async def test_find_events_by_type_and_search_in_log_order(store):
+    await bank(store)
+    deposits = await inspection.find_events(store, event_type="Deposited")
+    assert [(e.entity_id, e.sequence_number) for e in deposits] == [
+        ("ann", 2),
+        ("ann", 3),
+        ("bob", 2),
+    ]
+    ann = await inspection.find_events(store, search='"ANN"')  # the payload text
+    assert [e.persistence_id for e in ann] == ["account|ann", "loan|L-1"]
+    assert [e.persistence_id for e in await inspection.find_events(store, search="loan|")] == [
+        "loan|L-1"
+    ]
+    after = await inspection.find_events(store, after_position=deposits[1].global_position, limit=2)
+    assert [e.global_position for e in after] == [
+        deposits[1].global_position + 1,
+        deposits[1].global_position + 2,
+    ]
+    fourth = await inspection.event_by_position(store, after[0].global_position)
+    assert fourth == after[0]
+    assert await inspection.event_by_position(store, 10_000) is None
+    assert await inspection.event_by_position(store, 0) is None
+
+
+async def test_count_events_by_type_day_and_entity_type(store):
+    await bank(store)
+    counts = await inspection.count_events(store)
+    assert counts.total == 6
+    assert counts.by_type == {"Opened": 3, "Deposited": 3}
+    assert counts.by_day == {"2024-05-01": 4, "2024-05-02": 1, "2024-05-03": 1}
+    assert counts.by_entity_type == {"account": 5, "loan": 1}
+    later = await inspection.count_events(store, since=datetime(2024, 5, 2))  # naive is UTC
+    assert (later.total, later.by_day) == (2, {"2024-05-02": 1, "2024-05-03": 1})
+    assert (await inspection.count_events(ea.MemoryStore())).total == 0
+
+
+async def test_write_rate_includes_empty_buckets(store):
+    await bank(store)
+    rate = await inspection.write_rate(
+        store,
+        bucket=timedelta(days=1),
+        since=DAY - timedelta(days=1),
+        until=DAY + timedelta(days=3),
+    )
+    assert rate == [
+        (DAY - timedelta(days=1), 0),
+        (DAY, 4),
+        (DAY + timedelta(days=1), 1),
+        (DAY + timedelta(days=2), 1),
+    ]
+    with pytest.raises(ValueError, match="bucket"):
+        await inspection.write_rate(store, bucket=timedelta(0), since=DAY)
+
+
+async def test_projection_offsets_list_every_saved_offset(store):
+    await bank(store)
+    assert await inspection.projection_offsets(store) == []
+    await store.save_offset("balances", 4)
+    await store.save_offset("audit", 6)
+    assert await store.list_offsets() == {"audit": 6, "balances": 4}
+    assert isinstance(store, inspection.OffsetListing)
+    assert await inspection.projection_offsets(store) == [
+        ProjectionOffset("audit", 6, 6, 0),
+        ProjectionOffset("balances", 4, 6, 2),
+    ]
+    assert await inspection.projection_offsets(store, ["balances", "never"]) == [
+        ProjectionOffset("balances", 4, 6, 2),
+        ProjectionOffset("never", 0, 6, 6),
+    ]
+
+
+async def test_projection_offsets_need_names_from_a_store_that_cannot_list(store):
+    class Plain:
+        """A third-party store without `list_offsets`."""
+
+        def __getattr__(self, name: str) -> object:
+            if name == "list_offsets":
+                raise AttributeError(name)
+            return getattr(store, name)
+
+    await store.save_offset("balances", 0)
+    with pytest.raises(InspectionError, match="name the projections"):
+        await inspection.projection_offsets(Plain())  # type: ignore[arg-type]
+    assert await inspection.projection_offsets(Plain(), ["balances"]) == [  # type: ignore[arg-type]
+        ProjectionOffset("balances", 0, 0, 0)
+    ]
+
+
+async def test_payload_and_envelope_as_data(store):
+    [opened] = await write(store, "account", "ann", Opened("ann"))
+    assert inspection.payload_as_data(store, opened) == {"owner": "ann"}  # raw JSON: unregistered
+    serializer = ea.JsonSerializer()
+    serializer.register(Opened)
+    assert inspection.payload_as_data(serializer, opened) == {"owner": "ann"}
+    data = inspection.envelope_as_data(store, opened)
+    assert json.loads(json.dumps(data)) == data
+    assert data["persistence_id"] == "account|ann" and data["sequence_number"] == 1
+    assert data["timestamp"] == (DAY + timedelta(seconds=1)).isoformat()
+    assert set(data) >= {"event_id", "event_type", "tags", "metadata", "command_id", "payload"}
+
+
+def test_binary_and_broken_payloads_never_raise():
+    envelope = ea.EventEnvelope(
+        event_id="e", persistence_id="t|1", entity_type="t", entity_id="1", sequence_number=1,
+        global_position=1, event_type="Opened", timestamp=DAY, tags=(), metadata={},
+        command_id="", correlation_id="", payload=b"\xff\x00" * 40, _decode=lambda e: None,
+    )  # fmt: skip
+    serializer = ea.JsonSerializer()
+    serializer.register(Opened)
+    assert inspection.payload_as_data(serializer, envelope) == {
+        "undecodable": ("ff00" * 16),
+        "bytes": 80,
+    }
+
+
+async def test_follow_events_tails_one_stream_after_its_history(store):
+    await bank(store)
+    seen: list[ea.EventEnvelope] = []
+
+    async def follow() -> None:
+        async for envelope in inspection.follow_events(
+            store, after_position=0, persistence_id="account|bob", poll=0.05
+        ):
+            seen.append(envelope)
+
+    task = asyncio.create_task(follow())
+    try:
+        deadline = asyncio.timeout(10)
+        async with deadline:
+            while len(seen) < 2:
+                await asyncio.sleep(0.01)
+        await write(store, "account", "ann", Deposited(1))
+        await write(store, "account", "bob", Deposited(2))
+        async with asyncio.timeout(10):
+            while len(seen) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert [(e.entity_id, e.sequence_number) for e in seen] == [("bob", 1), ("bob", 2), ("bob", 3)]
+
+
+def test_a_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path):
+    with pytest.raises(InspectionError, match="no such store: .*missing.db"):
+        inspection.open_existing_store(str(tmp_path / "missing.db"))
+    assert not (tmp_path / "missing.db").exists()
+    with pytest.raises(InspectionError, match="postgresql://"):
+        inspection.open_existing_store("mysql://x/y")
+
+
+async def test_a_file_that_is_no_store_is_not_turned_into_one(tmp_path):
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()
+    (tmp_path / "text.db").write_text("hello, not a database" * 10)
+    for path in (other, tmp_path / "text.db"):
+        store = inspection.open_existing_store(str(path))
+        with pytest.raises(InspectionError, match=str(path)):
+            await inspection.check_reachable(store)
+    assert sqlite3.connect(other).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+async def test_postgres_unreachable_or_without_the_schema(pg_schema):
+    unreachable = inspection.open_existing_store("postgresql://postgres@127.0.0.1:1/x")
+    with pytest.raises(InspectionError, match="unavailable: PostgreSQL 127.0.0.1:1/x"):
+        await inspection.check_reachable(unreachable)
+    missing = inspection.open_existing_store(DSN, schema=pg_schema)
+    with pytest.raises(InspectionError, match=f"no such store: .*'{pg_schema}'"):
+        await inspection.check_reachable(missing)
+    with pytest.raises(InspectionError, match="schema must be"):
+        inspection.open_existing_store(DSN, schema="Bad-Name")
+    real = ea.PostgresStore(DSN, schema=pg_schema)
+    await bank(real)
+    await real.close()
+    store = inspection.open_existing_store(DSN, schema=pg_schema)
+    await inspection.check_reachable(store)
+    assert len(await inspection.list_streams(store)) == 3
+    await store.close()
+
+
+APP_MODULE = """
+import eventactors as ea
+from eventactors_examples.bank.domain import register
+
+async def record(envelope):
+    pass
+
+engine = ea.Engine()
+register(engine)
+
+def factory(store):
+    return engine
+
+def not_an_engine(store):
+    return 42
+
+def broken(store):
+    raise RuntimeError("no database configured")
+
+async def with_projection(store):
+    built = ea.Engine(store=store)
+    register(built)
+    await built.add_projection("audit", record)
+    return built
+"""
+
+
+@pytest.fixture
+def app_module(tmp_path, monkeypatch) -> str:
+    name = f"inspect_app_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(APP_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+async def test_load_app_from_an_engine_or_a_factory(store, app_module):
+    await bank(store)
+    engine = await inspection.load_app(f"{app_module}:engine", store)
+    assert engine.store is store and engine.entity_types == ("account",)
+    async with engine:
+        state, revision = await engine.get_state("account", "ann", at_revision=2)
+        assert (state.balance, revision) == (100, 2)
+    built = await inspection.load_app(f"{app_module}:with_projection", store)
+    assert inspection.projection_names(built) == ["audit"]
+    with pytest.raises(InspectionError, match="failed to build its engine: the balances"):
+        await inspection.load_app("eventactors_examples.bank.app:build_engine", ea.MemoryStore())
+
+
+@pytest.mark.parametrize(
+    ("attribute", "message"),
+    [
+        ("", "module:engine or module:factory, got"),
+        (":nope", "cannot load app .*nope"),
+        (":not_an_engine", "returned 42, not an Engine"),
+        (":broken", "failed to build its engine: no database configured"),
+        (":ea", "neither an Engine nor a factory"),
+    ],
+)
+async def test_load_app_names_the_spec_on_any_failure(app_module, attribute, message):
+    with pytest.raises(InspectionError, match=message):
+        await inspection.load_app(f"{app_module}{attribute}", ea.MemoryStore())
+    with pytest.raises(InspectionError, match="cannot load app 'no.such.module:x'"):
+        await inspection.load_app("no.such.module:x", ea.MemoryStore())
