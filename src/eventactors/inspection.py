@@ -11,20 +11,26 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import json
 import sqlite3
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from ._inspection_data import (
+    PAGE,
+    EventCounts,
+    count_events,
+    envelope_as_data,
+    log_pages,
+    payload_as_data,
+    write_rate,
+)
 from .engine import Engine
 from .errors import EventActorsError
 from .records import EventEnvelope, split_persistence_id
-from .serialization import Serializer
 from .stores.locate import open_store
 from .stores.protocols import OffsetListing, Store
 
@@ -39,18 +45,17 @@ __all__ = [
     "event_by_position",
     "find_events",
     "follow_events",
+    "is_dsn",
     "list_streams",
     "load_app",
+    "log_pages",
     "open_existing_store",
     "payload_as_data",
+    "projection_names",
     "projection_offsets",
     "stream_events",
     "write_rate",
 ]
-
-#: How many events a scan of the log reads per call.
-PAGE = 500
-_HEX_PREFIX = 32  # bytes of an undecodable payload shown
 
 
 class InspectionError(EventActorsError):
@@ -63,13 +68,6 @@ class StreamSummary(msgspec.Struct, frozen=True):
     entity_id: str
     events: int  # highest sequence number
     last_timestamp: datetime | None
-
-
-class EventCounts(msgspec.Struct, frozen=True):
-    total: int
-    by_type: dict[str, int]  # event_type -> count
-    by_day: dict[str, int]  # "YYYY-MM-DD" (UTC) -> count
-    by_entity_type: dict[str, int]
 
 
 class ProjectionOffset(msgspec.Struct, frozen=True):
@@ -262,20 +260,6 @@ async def stream_events(
     return await store.read_stream(persistence_id, from_sequence, to_sequence, limit)
 
 
-async def log_pages(
-    store: Store, *, after_position: int = 0, event_types: Sequence[str] | None = None
-) -> AsyncIterator[list[EventEnvelope]]:
-    """The log from `after_position` to the end, one page at a time."""
-    while True:
-        page = await store.read_all(after_position, PAGE, event_types=event_types)
-        if not page:
-            return
-        yield page
-        if len(page) < PAGE:
-            return
-        after_position = page[-1].global_position
-
-
 async def find_events(
     store: Store,
     *,
@@ -332,53 +316,6 @@ async def follow_events(
             await store.wait_for_events(after_position, poll)
 
 
-# -- counts -------------------------------------------------------------------------------
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-async def count_events(store: Store, *, since: datetime | None = None) -> EventCounts:
-    """Events per type, per UTC day and per entity type, from `since` (naive means UTC)."""
-    start = None if since is None else _aware(since)
-    by_type: Counter[str] = Counter()
-    by_day: Counter[str] = Counter()
-    by_entity_type: Counter[str] = Counter()
-    async for page in log_pages(store):
-        for envelope in page:
-            if start is not None and envelope.timestamp < start:
-                continue
-            by_type[envelope.event_type] += 1
-            by_day[envelope.timestamp.astimezone(UTC).date().isoformat()] += 1
-            by_entity_type[envelope.entity_type] += 1
-    return EventCounts(
-        total=sum(by_type.values()),
-        by_type=dict(by_type.most_common()),
-        by_day=dict(sorted(by_day.items())),
-        by_entity_type=dict(by_entity_type.most_common()),
-    )
-
-
-async def write_rate(
-    store: Store, *, bucket: timedelta, since: datetime, until: datetime | None = None
-) -> list[tuple[datetime, int]]:
-    """(bucket start, events timestamped in [start, start + bucket)) from `since` to `until`
-    (default now), empty buckets included."""
-    if bucket <= timedelta(0):
-        raise ValueError(f"bucket must be a positive timedelta, got {bucket!r}")
-    start = _aware(since)
-    end = _aware(until) if until is not None else datetime.now(UTC)
-    if end < start:
-        raise ValueError(f"until ({end.isoformat()}) is before since ({start.isoformat()})")
-    counts = [0] * max(1, -(-(end - start) // bucket))
-    async for page in log_pages(store):
-        for envelope in page:
-            if start <= envelope.timestamp < end:
-                counts[(envelope.timestamp - start) // bucket] += 1
-    return [(start + index * bucket, count) for index, count in enumerate(counts)]
-
-
 # -- projections --------------------------------------------------------------------------
 
 
@@ -400,51 +337,3 @@ async def projection_offsets(
         ProjectionOffset(name, position, head, max(0, head - position))
         for name, position in offsets.items()
     ]
-
-
-# -- rendering as data --------------------------------------------------------------------
-
-
-def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnvelope) -> Any:
-    """The payload as JSON-friendly data: the decoded event when its type is registered, else
-    the stored JSON, else a hex prefix of the bytes. Never raises on what a store holds."""
-    serializer: Any = getattr(store_or_serializer, "serializer", store_or_serializer)
-    try:
-        return _builtins(serializer.decode(envelope.event_type, envelope.payload))
-    except Exception:  # an unregistered type, or a payload its class no longer reads
-        pass
-    try:
-        return json.loads(envelope.payload)
-    except ValueError:  # not JSON, or not UTF-8
-        prefix = envelope.payload[:_HEX_PREFIX].hex()
-        return {"undecodable": prefix, "bytes": len(envelope.payload)}
-
-
-def _builtins(value: Any) -> Any:
-    if hasattr(value, "DESCRIPTOR"):  # a protobuf message
-        from google.protobuf.json_format import MessageToDict
-
-        return MessageToDict(value)
-    return msgspec.to_builtins(value)
-
-
-def envelope_as_data(
-    store_or_serializer: Store | Serializer, envelope: EventEnvelope
-) -> dict[str, Any]:
-    """Every envelope field, JSON-friendly: the `--json` line of the command, and the
-    console's detail view."""
-    return {
-        "global_position": envelope.global_position,
-        "persistence_id": envelope.persistence_id,
-        "entity_type": envelope.entity_type,
-        "entity_id": envelope.entity_id,
-        "sequence_number": envelope.sequence_number,
-        "event_type": envelope.event_type,
-        "timestamp": envelope.timestamp.isoformat(),
-        "event_id": envelope.event_id,
-        "tags": list(envelope.tags),
-        "metadata": dict(envelope.metadata),
-        "command_id": envelope.command_id,
-        "correlation_id": envelope.correlation_id,
-        "payload": payload_as_data(store_or_serializer, envelope),
-    }
