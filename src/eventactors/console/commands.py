@@ -1,0 +1,84 @@
+"""What the console knows about an entity type's commands, and how it builds one from JSON.
+
+A behavior may declare `commands = (...)`: those are the only types the console offers. A
+behavior that declares none accepts anything, so the console cannot know what to offer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ..engine import Engine
+
+_PLACEHOLDERS: dict[type, Any] = {
+    msgspec.inspect.IntType: 0,
+    msgspec.inspect.FloatType: 0.0,
+    msgspec.inspect.StrType: "",
+    msgspec.inspect.BoolType: False,
+    msgspec.inspect.ListType: [],
+    msgspec.inspect.DictType: {},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandChoice:
+    name: str
+    cls: type
+    fields: str  # "amount: int, note: str = ''", for the person choosing
+    sample: str  # a JSON body with every required field, to start from
+
+
+def declared_commands(engine: Engine, entity_type: str) -> tuple[type, ...]:
+    """The command types the entity type's behavior declares (empty if it declares none)."""
+    # The engine keeps no public map from entity type to behavior class yet; `_kinds` is the
+    # registry `register` fills.
+    kind = engine._kinds.get(entity_type)
+    return tuple(kind.behavior_class.commands) if kind is not None else ()
+
+
+def command_choices(engine: Engine, entity_type: str) -> list[CommandChoice]:
+    return [_choice(cls) for cls in declared_commands(engine, entity_type)]
+
+
+def find_command(engine: Engine, entity_type: str, name: str) -> type | None:
+    for cls in declared_commands(engine, entity_type):
+        if cls.__qualname__ == name:
+            return cls
+    return None
+
+
+def build_command(cls: type, body: str) -> Any:
+    """The command from a JSON body; `ValueError` says what did not fit, in the body's terms."""
+    try:
+        data = msgspec.json.decode(body.strip() or "{}")
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"the body is not valid JSON: {exc}") from None
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"the body does not fit {cls.__qualname__}: {exc}") from None
+    except TypeError as exc:  # a type msgspec cannot build (a protobuf message)
+        raise ValueError(f"{cls.__qualname__} cannot be built from JSON: {exc}") from None
+
+
+def _choice(cls: type) -> CommandChoice:
+    try:
+        info = msgspec.inspect.type_info(cls)
+    except TypeError:
+        return CommandChoice(cls.__qualname__, cls, "", "{}")
+    fields = getattr(info, "fields", ())
+    described = []
+    sample: dict[str, Any] = {}
+    for field in fields:
+        type_name = type(field.type).__name__.removesuffix("Type").lower()
+        if field.required:
+            described.append(f"{field.name}: {type_name}")
+            sample[field.encode_name] = _PLACEHOLDERS.get(type(field.type))
+        else:
+            described.append(f"{field.name}: {type_name} (optional)")
+    return CommandChoice(
+        cls.__qualname__, cls, ", ".join(described), msgspec.json.encode(sample).decode()
+    )

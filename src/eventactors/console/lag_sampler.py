@@ -1,0 +1,67 @@
+"""Projection lag over time: the store keeps only each projection's current offset, so the
+console samples offsets against the head while it runs, into a bounded ring buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .. import inspection
+from ..errors import EventActorsError
+from ..stores.protocols import Store
+
+#: At the default interval of 5 s, an hour of history.
+DEFAULT_CAPACITY = 720
+
+
+@dataclass(frozen=True, slots=True)
+class LagSample:
+    at: float  # Unix time, seconds
+    head: int
+    lags: dict[str, int]  # projection name -> events behind the head
+
+
+class LagSampler:
+    """Samples `projection_offsets` every `interval` seconds; the oldest samples fall off."""
+
+    def __init__(self, store: Store, interval: float, capacity: int = DEFAULT_CAPACITY) -> None:
+        if not interval > 0:
+            raise ValueError(f"sample_interval must be a positive number, got {interval!r}")
+        self.store = store
+        self.interval = interval
+        self.samples: deque[LagSample] = deque(maxlen=capacity)
+        self.last_error: str | None = None
+
+    async def sample(self) -> None:
+        try:
+            offsets = await inspection.projection_offsets(self.store)
+        except (EventActorsError, OSError, ValueError) as exc:
+            self.last_error = str(exc) or type(exc).__name__
+            return
+        self.last_error = None
+        head = max((offset.head for offset in offsets), default=0)
+        self.samples.append(
+            LagSample(time.time(), head, {offset.name: offset.lag for offset in offsets})
+        )
+
+    async def run(self) -> None:
+        """Samples until cancelled (the app's lifespan owns this task)."""
+        while True:
+            await self.sample()
+            await asyncio.sleep(self.interval)
+
+    def chart_data(self) -> dict[str, Any]:
+        """Columns for the chart: times, and per projection its lag at each time (None where
+        the projection had no offset yet)."""
+        samples = list(self.samples)
+        names = sorted({name for sample in samples for name in sample.lags})
+        return {
+            "times": [round(sample.at, 3) for sample in samples],
+            "series": [
+                {"name": name, "values": [sample.lags.get(name) for sample in samples]}
+                for name in names
+            ],
+        }
