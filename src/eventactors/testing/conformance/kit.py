@@ -1,63 +1,16 @@
-"""The store contract's fixtures: every test in this directory runs once per backend.
-
-A backend is an async context manager that sets up empty backing data for one test and yields
-`open_store`, a function returning a new store object on that data (the same object, for a
-backend whose data lives in the object). To add a backend, write one such function and add it
-to `BACKENDS`.
-"""
+"""The records the contract writes, built through the store under test's own serializer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
-import pytest_asyncio
-from postgres_support import DSN, drop_schema, new_schema_name
 
 import eventactors as ea
 from eventactors._ids import uuid7
 from eventactors.records import persistence_id_of, split_persistence_id
-
-OpenStore = Callable[[], ea.Store]
-
-
-# -- backends -------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def memory_backend(tmp_path: Path) -> AsyncIterator[OpenStore]:
-    # The data lives in the object, so "another store on the same data" is the same object.
-    store = ea.MemoryStore()
-    yield lambda: store
-
-
-@asynccontextmanager
-async def sqlite_backend(tmp_path: Path) -> AsyncIterator[OpenStore]:
-    path = tmp_path / "conformance.db"
-    yield lambda: ea.SQLiteStore(path)
-
-
-@asynccontextmanager
-async def postgres_backend(tmp_path: Path) -> AsyncIterator[OpenStore]:
-    # A schema of its own per test, dropped afterwards: nothing depends on earlier runs.
-    schema = new_schema_name()
-    try:
-        yield lambda: ea.PostgresStore(DSN, schema=schema)
-    finally:
-        await drop_schema(schema)
-
-
-BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[OpenStore]]] = {
-    "memory": memory_backend,
-    "sqlite": sqlite_backend,
-    "postgres": postgres_backend,
-}
-
 
 # -- types the tests store ------------------------------------------------------------------
 
@@ -87,6 +40,9 @@ class NeverRegistered(msgspec.Struct, frozen=True):
 
 REGISTERED_TYPES: tuple[type, ...] = (Deposited, Withdrawn, Account)
 
+# For annotations inside Kit, where `Account` names the class attribute.
+AccountState = Account
+
 
 def register_types(store: ea.Store) -> ea.Store:
     for cls in REGISTERED_TYPES:
@@ -94,51 +50,11 @@ def register_types(store: ea.Store) -> ea.Store:
     return store
 
 
-# -- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest_asyncio.fixture
-async def reopen(backend_name: str, tmp_path: Path) -> AsyncIterator[OpenStore]:
-    """Returns a function giving another store, with the test types registered, on the same data.
-
-    Every store it gave out is closed after the test.
-    """
-    opened: list[ea.Store] = []
-    async with BACKENDS[backend_name](tmp_path) as open_store:
-
-        def open_registered() -> ea.Store:
-            store = register_types(open_store())
-            if not any(store is known for known in opened):
-                opened.append(store)
-            return store
-
-        try:
-            yield open_registered
-        finally:
-            for store in reversed(opened):
-                await store.close()
-
-
-@pytest.fixture
-def store(reopen: OpenStore) -> ea.Store:
-    """A store on empty backing data, with the test types registered; closed after the test."""
-    return reopen()
-
-
 # -- building records -----------------------------------------------------------------------
 
 
 class Kit:
-    """Builds and appends records for one store; the test modules reach everything through it.
-
-    (A fixture rather than `from conftest import ...`, which breaks once another directory's
-    conftest module takes the name.)
-    """
+    """Builds and appends records for one store; the contract reaches everything through it."""
 
     Deposited = Deposited
     Withdrawn = Withdrawn
@@ -211,7 +127,7 @@ class Kit:
             after = batch[-1].global_position
         return seen
 
-    def snapshot(self, persistence_id: str, sequence_number: int) -> ea.Snapshot[Account]:
+    def snapshot(self, persistence_id: str, sequence_number: int) -> ea.Snapshot[AccountState]:
         state = Account(
             owner=persistence_id,
             balance=sequence_number * 10,
@@ -225,7 +141,9 @@ class Kit:
             timestamp=datetime.now(UTC),
         )
 
-    def state(self, persistence_id: str, revision: int, balance: int) -> ea.StateRecord[Account]:
+    def state(
+        self, persistence_id: str, revision: int, balance: int
+    ) -> ea.StateRecord[AccountState]:
         return ea.StateRecord(
             persistence_id=persistence_id,
             revision=revision,
@@ -233,8 +151,3 @@ class Kit:
             state=Account(owner=persistence_id, balance=balance, history=(revision,)),
             timestamp=datetime.now(UTC),
         )
-
-
-@pytest.fixture
-def kit(store: ea.Store) -> Kit:
-    return Kit(store)
