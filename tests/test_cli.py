@@ -97,12 +97,30 @@ def test_rebuild_replays_a_projection_with_progress_and_an_equal_read_model(tmp_
 @pytest.mark.parametrize(
     ("app", "message"),
     [
-        ("nonsense", "module:factory"),
+        ("nonsense", "module:engine or module:factory"),
         ("no.such.module:f", "cannot load"),
         ("eventactors_examples.bank.app:build_engine", "no projection named 'nope'"),
     ],
 )
 def test_rebuild_reports_bad_apps_and_unknown_projections(tmp_path, app, message):
+    asyncio.run(empty_store(tmp_path / "x.db"))
     result = run("rebuild", "nope", "--app", app, "--store", "x.db", cwd=tmp_path)
     assert result.returncode == 1
     assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_rebuild_never_creates_a_missing_store(tmp_path):
+    app = "eventactors_examples.bank.app:build_engine"
+    result = run("rebuild", "balances", "--app", app, "--store", "x.db", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "eventactors rebuild: no such store: x.db\n"
+    assert not (tmp_path / "x.db").exists()
+
+
+async def empty_store(path) -> None:
+    import eventactors as ea
+
+    store = ea.SQLiteStore(path)
+    await store.head_position()  # creates the schema
+    await store.close()

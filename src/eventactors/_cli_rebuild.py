@@ -2,70 +2,48 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
-import sys
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .engine import Engine
-from .errors import EventActorsError
-from .stores.locate import open_store
+from ._cli_common import app_engine, run_on_store
+from ._cli_output import print_json
 from .stores.protocols import Store
 
 
-def load_factory(spec: str) -> Callable[[Store], Any]:
-    """`module:attribute`, the application's engine factory."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"--app must look like module:factory, got {spec!r}")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load --app {spec!r}: {exc}") from exc
-    if not callable(factory):
-        raise ValueError(f"--app {spec!r} is not callable")
-    return factory  # type: ignore[no-any-return]
+def run(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        engine = await app_engine(args.app, store)
+        async with engine:
+            with progress_bar(f"rebuilding {args.name}", quiet=args.json) as on_progress:
+                status = await engine.rebuild_projection(args.name, on_progress=on_progress)
+        if args.json:
+            print_json(status)
+        else:
+            print(
+                f"rebuilt {args.name!r}: {status.events_handled} events handled, "
+                f"now at position {status.position}, lag {status.lag}"
+            )
+        return 0
 
-
-def rebuild(name: str, app: str, location: str, schema: str) -> int:
-    try:
-        factory = load_factory(app)
-        status = asyncio.run(_rebuild(name, factory, open_store(location, schema=schema)))
-    except (EventActorsError, ValueError, KeyError) as exc:
-        print(f"eventactors rebuild: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"rebuilt {name!r}: {status.events_handled} events handled, "
-        f"now at position {status.position}, lag {status.lag}"
-    )
-    return 0
-
-
-async def _rebuild(name: str, factory: Callable[[Store], Any], store: Store) -> Any:
-    engine = factory(store)
-    if inspect.isawaitable(engine):
-        engine = await engine
-    if not isinstance(engine, Engine):
-        raise ValueError(f"the --app factory returned {engine!r}, not an Engine")
-    async with engine:
-        with progress_bar(f"rebuilding {name}") as on_progress:
-            return await engine.rebuild_projection(name, on_progress=on_progress)
+    return run_on_store(args, work)
 
 
 class progress_bar:
     """A rich progress bar when rich is installed (the `cli` extra), else a line per 10%."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, quiet: bool = False) -> None:
         self._title = title
+        self._quiet = quiet  # `--json`: stdout is for the document
         self._bar: Any = None
         self._task: Any = None
         self._shown = -1
         self._started = time.monotonic()
 
     def __enter__(self) -> Callable[[int, int], None]:
+        if self._quiet:
+            return self._ignore
         try:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
         except ImportError:
@@ -77,6 +55,9 @@ class progress_bar:
         self._bar.start()
         self._task = self._bar.add_task(self._title, total=None)
         return self._advance
+
+    def _ignore(self, position: int, head: int) -> None:
+        pass
 
     def _advance(self, position: int, head: int) -> None:
         self._bar.update(self._task, completed=position, total=max(head, position))

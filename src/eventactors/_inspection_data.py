@@ -98,7 +98,7 @@ def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnve
     the stored JSON, else a hex prefix of the bytes. Never raises on what a store holds."""
     serializer: Any = getattr(store_or_serializer, "serializer", store_or_serializer)
     try:
-        return _builtins(serializer.decode(envelope.event_type, envelope.payload))
+        return value_as_data(serializer.decode(envelope.event_type, envelope.payload))
     except Exception:  # an unregistered type, or a payload its class no longer reads
         pass
     try:
@@ -108,12 +108,16 @@ def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnve
         return {"undecodable": prefix, "bytes": len(envelope.payload)}
 
 
-def _builtins(value: Any) -> Any:
+def value_as_data(value: Any) -> Any:
+    """A decoded event or state as JSON-friendly data (its `repr` when nothing converts it)."""
     if hasattr(value, "DESCRIPTOR"):  # a protobuf message
         from google.protobuf.json_format import MessageToDict
 
         return MessageToDict(value)
-    return msgspec.to_builtins(value)
+    try:
+        return msgspec.to_builtins(value)
+    except TypeError:
+        return repr(value)
 
 
 def envelope_as_data(

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: The demos `eventactors demo --example` runs: the module holding each one's `run_demo`.
 EXAMPLES = {
@@ -41,33 +42,113 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start from no history: delete the SQLite file, or drop the PostgreSQL schema",
     )
-    rebuild = commands.add_parser(
-        "rebuild", help="reset a projection's offset and read model, and replay the whole log"
-    )
-    rebuild.add_argument("name", help="the projection's name")
-    rebuild.add_argument(
-        "--app", required=True,
-        help="module:factory; the factory takes a store and returns an engine with its projections",
-    )  # fmt: skip
-    _store_arguments(rebuild)
+    _inspector_commands(commands)
     return parser
 
 
-def _store_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default="bank.db", help="an SQLite file or a postgresql:// URL")
-    parser.add_argument("--schema", default="eventactors", help="the PostgreSQL schema")
+def _inspector_commands(commands: Any) -> None:
+    """The subcommands that inspect a store; each one's work is in its own `_cli_*` module."""
+    from ._cli_stats import day
+
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store",
+        default="bank.db",
+        help="an SQLite file or a postgresql:// URL (default: bank.db)",
+    )
+    store.add_argument("--schema", default="eventactors", help="the PostgreSQL schema")
+    options = argparse.ArgumentParser(add_help=False, parents=[store])
+    options.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    def command(name: str, text: str, *, parents: list[Any] | None = None) -> Any:
+        return commands.add_parser(name, help=text, description=text, parents=parents or [options])
+
+    streams = command("streams", "list the streams with their event counts and last write")
+    streams.add_argument("--type", help="only streams of this entity type")
+    streams.add_argument("--search", help="only ids containing this text (any case)")
+    streams.add_argument(
+        "--limit", type=_count(0), default=100, help="at most N (default 100, 0: all)"
+    )
+
+    events = command(
+        "events", "show a stream's events (or the whole log's, with --all); --follow tails it"
+    )
+    events.add_argument("persistence_id", nargs="?", help="the stream, as entity_type|entity_id")
+    events.add_argument("--all", action="store_true", help="the whole log instead of one stream")
+    events.add_argument(
+        "--from",
+        dest="from_",
+        type=_count(1),
+        default=1,
+        metavar="N",
+        help="from sequence number N (with --all: global position N)",
+    )
+    events.add_argument("--to", type=_count(1), metavar="N", help="up to N, inclusive")
+    events.add_argument("--limit", type=_count(0), metavar="N", help="at most N events")
+    events.add_argument(
+        "--follow", action="store_true", help="then print new events live, until Ctrl-C"
+    )
+    events.add_argument("--app", help="module:engine, to decode payloads with its own types")
+
+    state = command("state", "an entity's state, rebuilt by the application's behavior")
+    state.add_argument("entity_type")
+    state.add_argument("entity_id")
+    state.add_argument("--at-revision", type=_count(1), metavar="N", help="as it was at revision N")
+    state.add_argument("--app", required=True, help=APP_HELP)
+
+    projections = command("projections", "projection offsets: position, head and lag")
+    projections.add_argument("--app", help=f"{APP_HELP}, to list its projections too")
+
+    rebuild = command("rebuild", "reset a projection's offset and read model, and replay the log")
+    rebuild.add_argument("name", help="the projection's name")
+    rebuild.add_argument("--app", required=True, help=APP_HELP)
+
+    stats = command("stats", "events per type, per entity type and per day")
+    stats.add_argument("--since", type=day, metavar="YYYY-MM-DD", help="from this UTC day on")
+
+    serve = command("serve", "the web console (the console extra)", parents=[store])
+    serve.add_argument("--app", help=APP_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="default: 8765")
+    serve.add_argument(
+        "--allow-commands", action="store_true", help="let the console send commands"
+    )
+
+
+APP_HELP = "module:engine, an Engine or a factory taking a store (found from the current directory)"
+
+
+def _count(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        return value
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         store = args.store or f"{args.example}.db"
         return _demo(args.example, store, args.schema, fresh=args.fresh)
-    if args.command == "rebuild":
-        from ._cli_rebuild import rebuild
+    if args.command == "events":
+        _check_events(parser, args)
+    module = importlib.import_module(f"eventactors._cli_{args.command}")
+    status: int = module.run(args)
+    return status
 
-        return rebuild(args.name, args.app, args.store, args.schema)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+
+def _check_events(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.persistence_id is None) != args.all:
+        parser.error("events: give a persistence id, or --all for the whole log")
+    if args.follow and (args.to is not None or args.limit is not None):
+        parser.error("events: --follow runs until Ctrl-C; it takes no --to or --limit")
 
 
 def _demo(example: str, store: str, schema: str, *, fresh: bool) -> int:
@@ -77,8 +158,10 @@ def _demo(example: str, store: str, schema: str, *, fresh: bool) -> int:
 
     is_postgres = store.startswith(("postgres://", "postgresql://"))
     if "://" in store and not is_postgres:
-        print(f"eventactors demo: --store takes a file path or a postgresql:// URL, got {store!r}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"eventactors demo: --store takes a file path or a postgresql:// URL, got {store!r}",
+            file=sys.stderr,
+        )
         return 2
     try:
         if fresh and is_postgres:

@@ -1,0 +1,136 @@
+"""How the inspector's subcommands print: tables for people, JSON for scripts, one-line errors.
+
+Tables use rich (the `cli` extra) when it is installed, else plain aligned columns, as
+`progress_bar` does for `rebuild`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ._inspection_data import envelope_as_data, payload_as_data
+from .records import EventEnvelope
+from .serialization import Serializer
+
+Row = Sequence[object]
+#: The width of a table written to a pipe or a file, where no terminal says how wide to be.
+PIPED_WIDTH = 160
+
+
+def error(command: str, message: str) -> int:
+    """The one line a failed subcommand prints on stderr; returns its exit code."""
+    print(f"eventactors {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def note(command: str, message: str) -> None:
+    print(f"eventactors {command}: {message}", file=sys.stderr)
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(msgspec.to_builtins(data), ensure_ascii=False)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document, indented: what `--json` prints for everything but event listings."""
+    print(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False), flush=True)
+
+
+def print_json_line(data: Any) -> None:
+    print(as_json(data), flush=True)
+
+
+def moment(timestamp: datetime | None) -> str:
+    """UTC, to the millisecond: what a person compares across rows."""
+    if timestamp is None:
+        return "-"
+    return timestamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    *,
+    title: str | None = None,
+    numbers: Collection[str] = (),
+) -> None:
+    """A table, with the columns named in `numbers` right-aligned."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    right = {index for index, column in enumerate(columns) if column in numbers}
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        _print_plain(columns, cells, title, right)
+        return
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for index, column in enumerate(columns):
+        last = index == len(columns) - 1  # only the last column (a payload) wraps
+        table.add_column(column, justify="right" if index in right else "left", no_wrap=not last)
+    for row in cells:
+        table.add_row(*row)
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    Console(file=sys.stdout, highlight=False, width=PIPED_WIDTH if piped else None).print(table)
+
+
+def _print_plain(
+    columns: Sequence[str], cells: list[list[str]], title: str | None, right: Collection[int]
+) -> None:
+    if title:
+        print(title)
+    widths = [max(len(text) for text in column) for column in zip(columns, *cells, strict=True)]
+    for row in [list(columns), *cells]:
+        print(line(row, widths, right))
+
+
+def line(cells: Sequence[str], widths: Sequence[int], right: Collection[int] = ()) -> str:
+    parts = [
+        cell.rjust(width) if index in right else cell.ljust(width)
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=False))
+    ]
+    return "  ".join(parts).rstrip()
+
+
+# -- events -------------------------------------------------------------------------------
+
+_STREAM = 1  # the column a listing of one stream leaves out
+EVENT_COLUMNS = ("position", "stream", "seq", "time", "type", "payload")
+#: The widths of a followed event's line, so that live lines line up with each other.
+LINE_WIDTHS = (8, 24, 5, 23, 16, 0)
+
+
+def event_row(serializer: Serializer, envelope: EventEnvelope) -> list[str]:
+    return [
+        str(envelope.global_position),
+        envelope.persistence_id,
+        str(envelope.sequence_number),
+        moment(envelope.timestamp),
+        envelope.event_type,
+        json.dumps(payload_as_data(serializer, envelope), ensure_ascii=False),
+    ]
+
+
+def print_events(
+    serializer: Serializer, envelopes: Sequence[EventEnvelope], *, title: str, one_stream: bool
+) -> None:
+    rows = [event_row(serializer, envelope) for envelope in envelopes]
+    columns = list(EVENT_COLUMNS)
+    if one_stream:
+        for cells in [columns, *rows]:
+            del cells[_STREAM]
+    print_table(columns, rows, title=title, numbers=("position", "seq"))
+
+
+def print_event(serializer: Serializer, envelope: EventEnvelope, *, json_lines: bool) -> None:
+    """One event on one line, flushed: the form of `events --follow` and of `--json`."""
+    if json_lines:
+        print_json_line(envelope_as_data(serializer, envelope))
+    else:
+        print(line(event_row(serializer, envelope), LINE_WIDTHS, (0, 2)), flush=True)

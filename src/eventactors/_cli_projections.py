@@ -1,0 +1,46 @@
+"""`eventactors projections`: where each projection's offset stands against the log's head.
+
+The names come from the offsets the store holds, and with `--app` also from the projections
+the application declares (one that never saved an offset is at position 0). The application
+is not started, so this reads offsets only; a running projection's state and last error
+live in the process that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import msgspec
+
+from ._cli_common import app_engine, run_on_store
+from ._cli_output import note, print_json, print_table
+from .inspection import projection_names, projection_offsets
+from .stores.protocols import Store
+
+
+def run(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        declared: list[str] = []
+        if args.app is not None:
+            declared = projection_names(await app_engine(args.app, store))
+        saved = [offset.name for offset in await projection_offsets(store)]
+        offsets = await projection_offsets(store, sorted({*saved, *declared}))
+        rows: list[dict[str, object]] = [msgspec.structs.asdict(o) for o in offsets]
+        if args.app is not None:
+            for row in rows:
+                row["in_app"] = row["name"] in declared
+        if args.json:
+            print_json(rows)
+        elif rows:
+            columns = ["projection", "position", "head", "lag"] + ["in app"] * bool(args.app)
+            cells = [[_cell(value) for value in row.values()] for row in rows]
+            print_table(columns, cells, numbers=("position", "head", "lag"))
+        if not rows:
+            note(args.command, "no projection has saved an offset in this store")
+        return 0
+
+    return run_on_store(args, work)
+
+
+def _cell(value: object) -> object:
+    return "yes" if value is True else "no" if value is False else value
