@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sqlite3
 import textwrap
@@ -312,8 +313,12 @@ def app_module(tmp_path, monkeypatch) -> str:
 
 async def test_load_app_from_an_engine_or_a_factory(store, app_module):
     await bank(store)
+    module = importlib.import_module(app_module)
+    await module.engine.add_projection("audit", module.record, batch_size=7)
     engine = await inspection.load_app(f"{app_module}:engine", store)
     assert engine.store is store and engine.entity_types == ("account",)
+    assert inspection.projection_names(engine) == ["audit"]
+    assert engine._projections.get("audit").spec.offset_store is store
     async with engine:
         state, revision = await engine.get_state("account", "ann", at_revision=2)
         assert (state.balance, revision) == (100, 2)

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from ._cli_common import run_on_store
 from ._cli_output import print_json, print_table
 from .inspection import count_events
 from .stores.protocols import Store
-
-
-def day(text: str) -> datetime:
-    """`--since`: a UTC day, as YYYY-MM-DD."""
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _inspector_commands(commands: Any) -> None:
     """The subcommands that inspect a store; each one's work is in its own `_cli_*` module."""
-    from ._cli_stats import day
-
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         "--store",
@@ -86,7 +85,9 @@ def _inspector_commands(commands: Any) -> None:
     events.add_argument("--to", type=_count(1), metavar="N", help="up to N, inclusive")
     events.add_argument("--limit", type=_count(0), metavar="N", help="at most N events")
     events.add_argument(
-        "--follow", action="store_true", help="then print new events live, until Ctrl-C"
+        "--follow",
+        action="store_true",
+        help="then print new events live, one line each, until Ctrl-C",
     )
     events.add_argument("--app", help="module:engine, to decode payloads with its own types")
 
@@ -104,7 +105,7 @@ def _inspector_commands(commands: Any) -> None:
     rebuild.add_argument("--app", required=True, help=APP_HELP)
 
     stats = command("stats", "events per type, per entity type and per day")
-    stats.add_argument("--since", type=day, metavar="YYYY-MM-DD", help="from this UTC day on")
+    stats.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="from this UTC day on")
 
     serve = command("serve", "the web console (the console extra)", parents=[store])
     serve.add_argument("--app", help=APP_HELP)
@@ -129,6 +130,14 @@ def _count(least: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _day(text: str) -> datetime:
+    """`--since`: a UTC day, as YYYY-MM-DD."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -196,22 +196,18 @@ async def load_app(spec: str, store: Store) -> Engine:
 async def _same_app_on(app: Engine, store: Store) -> Engine:
     """A local engine on `store` with `app`'s registrations and projections (as the cluster
     replays registrations in `AppSpec.build_engine`)."""
-    from ._runtime.projection_spec import build_spec
-
     engine = Engine(store=store, serializer=app.serializer)
     for entity_type, behavior_class, options in app._registrations:
         engine.register(entity_type, behavior_class, **options)
     for runner in app._projections._runners.values():
-        spec = runner.spec
-        offsets = None if spec.offset_store is app.store else spec.offset_store
-        copy = build_spec(
-            store, spec.name, spec.handler, from_start=spec.from_start,
-            batch_size=spec.batch_size, policy=spec.policy, offset_store=offsets,
-            entity_types=spec.entity_types, event_types=spec.event_types, tags=spec.tags,
-            batched=spec.batched, transactional=spec.transactional, reset=spec.reset,
-            poll_interval=spec.poll_interval, slices=spec.slices,
+        spec = runner.spec  # a partition is added alone, under its own name and slices
+        await engine.add_projection(
+            spec.name, spec.handler, from_start=spec.from_start, batch_size=spec.batch_size,
+            policy=spec.policy, entity_types=spec.entity_types, event_types=spec.event_types,
+            tags=spec.tags, batched=spec.batched, transactional=spec.transactional,
+            reset=spec.reset, poll_interval=spec.poll_interval, slices=spec.slices,
+            offset_store=None if spec.offset_store is app.store else spec.offset_store,
         )  # fmt: skip
-        await engine._projections.add(copy)
     engine._partitions.update({name: list(members) for name, members in app._partitions.items()})
     return engine
 
