@@ -34,6 +34,8 @@
       height: 280,
       series: series,
       scales: { x: { time: true } },
+      // The pages print times in UTC: the axis does too, whatever the browser's zone.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       axes: [{}, { label: el.dataset.unit || "" }],
       legend: { live: true },
     };
