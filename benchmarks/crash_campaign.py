@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crash-campaign-", dir=args.scratch) as scratch:
         for store in stores:
             log(f"{store}: {args.kills} kills, seed {seed}")
-            summary = asyncio.run(campaign_on(store, args, seed, Path(scratch)))
+            summary = {**asyncio.run(campaign_on(store, args, seed, Path(scratch))), "store": store}
             results["stores"][store] = summary
             log(f"{store}: {summary['kills']} kills, {summary['acknowledged_commands']} "
                 f"commands acknowledged, {summary['anomalies']} anomalies, "
