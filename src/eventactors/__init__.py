@@ -7,11 +7,13 @@ actor runtime), `records` (what crosses the store boundary), `serialization`, an
 
 from typing import TYPE_CHECKING, Any
 
+from ._statistics import CommandCounts as CommandCounts
+from ._statistics import EngineStatistics as EngineStatistics
+from ._statistics import LatencyPercentiles as LatencyPercentiles
 from .behavior import DurableStateBehavior as DurableStateBehavior
 from .behavior import EventSourcedBehavior as EventSourcedBehavior
 from .cluster.config import RayCluster as RayCluster
 from .engine import Engine as Engine
-from .engine import EngineStatistics as EngineStatistics
 from .errors import CommandTimeout as CommandTimeout
 from .errors import ConcurrencyError as ConcurrencyError
 from .errors import EngineNotStarted as EngineNotStarted
@@ -79,6 +81,7 @@ __all__ = [
     "FAILED",
     "REJECTED",
     "TIMED_OUT",
+    "CommandCounts",
     "CommandLogStore",
     "CommandRecord",
     "CommandTimeout",
@@ -100,6 +103,7 @@ __all__ = [
     "InvalidHandlerResult",
     "InvalidIdentifiers",
     "JsonSerializer",
+    "LatencyPercentiles",
     "MemoryStore",
     "OffsetStore",
     "PostgresStore",

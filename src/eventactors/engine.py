@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,8 @@ from ._runtime.history import state_at
 from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
 from ._runtime.projection_registry import ProjectionRegistry
+from ._runtime.recorder import Recorder
+from ._statistics import EngineStatistics, engine_statistics
 from .behavior import DurableStateBehavior, EventSourcedBehavior
 from .cluster.config import RayCluster
 from .cluster.wire import SendMessage, StateMessage
@@ -54,18 +55,6 @@ if TYPE_CHECKING:
     from .cluster.app_spec import Registration
     from .cluster.remote_projections import RemoteProjections
     from .cluster.router import ShardRouter
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStatistics:
-    """A point-in-time view of the engine, for dashboards and tests."""
-
-    running: bool
-    entity_types: int
-    live_entities: int
-    busy_entities: int
-    queued_messages: int
-    subscriptions: int
 
 
 class Engine(NaturalKeys, History, ReadSide, ClusterMode):
@@ -103,7 +92,8 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
         self._running = False
         self._sweeper: asyncio.Task[None] | None = None
         self._known_head = 0  # the highest position this engine knows to be committed
-        self._projections = ProjectionRegistry(self.store)
+        self._recorder = Recorder()  # the runtime's tallies: statistics() and telemetry
+        self._projections = ProjectionRegistry(self.store, self._recorder)
 
     # -- registration ---------------------------------------------------------------------
 
@@ -181,6 +171,7 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
             identifiers=spec,
             command_log=command_log,
             engine=self,
+            recorder=self._recorder,
         )
         options = {
             "snapshot_every": snapshot_every, "passivate_after": passivate_after,
@@ -221,7 +212,8 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
             raise
         self._running = True
         self._sweeper = asyncio.get_running_loop().create_task(
-            run_sweeps(self._kinds.values, self._forget), name="eventactors passivation"
+            run_sweeps(self._kinds.values, self._forget, self._recorder),
+            name="eventactors passivation",
         )
         self._projections.start_all()
         if self._remote_projections is not None:
@@ -405,12 +397,7 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
         return persistence_id_of(entity_type, entity_id) in self._entities
 
     def statistics(self) -> EngineStatistics:
-        busy = [actor for actor in self._entities.values() if actor.task is not None]
-        return EngineStatistics(
-            running=self._running,
-            entity_types=len(self._kinds),
-            live_entities=len(self._entities),
-            busy_entities=len(busy),
-            queued_messages=sum(len(actor.mailbox or ()) for actor in busy),
-            subscriptions=len(self._subscriptions),
-        )
+        """Entities, mailboxes, commands by outcome, append latency and projections, read
+        from tallies the runtime keeps anyway (see `EngineStatistics`). On a cluster driver,
+        only the driver's own figures: each shard's are in `cluster_status()`."""
+        return engine_statistics(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from ..behavior import DurableStateBehavior
@@ -42,6 +43,7 @@ class DurableStateEntity(EntityActor):
         record = StateRecord(
             self.persistence_id, revision, self.kind.state_type_name, new_state, datetime.now(UTC)
         )
+        started = perf_counter()
         try:
             claim = self.claim_for(new_state, message)
             command = None
@@ -53,5 +55,6 @@ class DurableStateEntity(EntityActor):
         except BaseException:
             self.recovered = False
             raise
+        self.kind.recorder.appended(self.kind.name, 0, perf_counter() - started)
         self.state, self.revision = new_state, revision
         return Reply(new_state, revision, ())

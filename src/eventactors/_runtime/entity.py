@@ -23,11 +23,13 @@ from ..errors import (
     EventActorsError,
     InvalidHandlerResult,
     InvalidIdentifiers,
+    Rejected,
     UnknownCommand,
 )
 from ..records import ACCEPTED, IdentifierClaim, Reply
 from .command_log import outcome_of, record_unwritten
 from .kinds import EntityKind
+from .recorder import ERROR, REJECTED, RETRIED, TIMEOUT, Hooks
 
 log = logging.getLogger("eventactors.entity")
 
@@ -38,7 +40,8 @@ class Message:
     `expected_revision` guards a command from a caller who decided on a state read earlier;
     `creates_with` is set by `send_by` for a new entity: the identifiers it must end up with;
     `addressed_by`, for an existing one: the identifiers it must still hold when the command's
-    turn comes (else `KeysMoved`, and `send_by` looks the keys up again).
+    turn comes (else `KeysMoved`, and `send_by` looks the keys up again). `trace` is the
+    caller's tracing context, captured only while telemetry is instrumented.
     """
 
     __slots__ = (
@@ -50,6 +53,7 @@ class Message:
         "expected_revision",
         "future",
         "metadata",
+        "trace",
     )
 
     def __init__(
@@ -71,6 +75,7 @@ class Message:
         self.expected_revision = expected_revision
         self.creates_with = creates_with
         self.addressed_by = addressed_by
+        self.trace: Any = None
 
 
 GET_STATE = object()
@@ -133,6 +138,11 @@ class EntityActor:
             self.mailbox = deque()
             self.kind.idle.pop(self.persistence_id, None)
         self.mailbox.append(message)
+        recorder = self.kind.recorder
+        if len(self.mailbox) > recorder.mailbox_peak:
+            recorder.mailbox_peak = len(self.mailbox)
+        if recorder.hooks is not None and message.command is not GET_STATE:
+            message.trace = recorder.hooks.capture()  # in the caller's task: its context
         if self.task is None:
             task = asyncio.get_running_loop().create_task(
                 self._drain(), name=f"entity {self.persistence_id}"
@@ -158,6 +168,7 @@ class EntityActor:
             while mailbox:
                 message = mailbox.popleft()
                 if message.future.done():  # the caller gave up before the command started
+                    self._dropped(message)
                     continue
                 await self._process(message)
         finally:
@@ -173,6 +184,10 @@ class EntityActor:
 
     async def _process(self, message: Message) -> None:
         future = message.future
+        hooks = self.kind.recorder.hooks
+        span = None
+        if hooks is not None and message.command is not GET_STATE:
+            span = hooks.command_started(self, message)
         try:
             if not self.recovered:
                 await self.recover()
@@ -196,16 +211,19 @@ class EntityActor:
             if current is not None and current.cancelling():  # the engine is stopping
                 if not future.done():
                     future.set_exception(abandoned(self.persistence_id, started=True))
+                self._count(message, exc, hooks, span)
                 raise
             # The handler itself met a cancellation (an awaited future was cancelled): that is
             # its own failure, which goes to its caller; the mailbox carries on.
             if not future.done():
                 future.set_exception(exc)
+            self._count(message, exc, hooks, span)
             return
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 if not future.done():
                     future.set_exception(exc)
+                self._count(message, exc, hooks, span)
                 raise
             try:
                 if self.logs(message) and not isinstance(exc, KeysMoved):
@@ -213,10 +231,42 @@ class EntityActor:
             finally:  # the caller hears, even if the engine stops during the log's write
                 if not future.done():
                     future.set_exception(exc)
+                self._count(message, exc, hooks, span)
             return
         if not future.done():
             future.set_result(reply)
+        self.kind.counts.accepted += 1
+        if hooks is not None:
+            hooks.command_ended(span, self, ACCEPTED, len(reply.events), None)
         await self.after_reply()
+
+    def _count(
+        self, message: Message, error: BaseException, hooks: Hooks | None, span: Any
+    ) -> None:
+        """Counts a command that failed, and ends its span, once its caller has the error.
+        A `KeysMoved` is not counted: `send_by` sends the command again."""
+        if message.command is GET_STATE:
+            return
+        if isinstance(error, KeysMoved):
+            outcome = RETRIED
+        else:
+            outcome = (
+                REJECTED if isinstance(error, Rejected)
+                else TIMEOUT if isinstance(error, CommandTimeout)
+                else ERROR
+            )  # fmt: skip
+            self.kind.counts.count(outcome)
+        if hooks is not None:
+            hooks.command_ended(span, self, outcome, 0, error)
+
+    def _dropped(self, message: Message) -> None:
+        """A command whose caller stopped waiting (its timeout) before the command's turn."""
+        if message.command is GET_STATE:
+            return
+        self.kind.counts.timeout += 1
+        hooks = self.kind.recorder.hooks
+        if hooks is not None:
+            hooks.command_dropped(self, message)
 
     async def decide(self, message: Message) -> Any:
         """Runs the behavior's command handler, bounded by the kind's command timeout."""

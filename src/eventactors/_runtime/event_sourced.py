@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from .._ids import uuid7
@@ -111,6 +112,7 @@ class EventSourcedEntity(EntityActor):
             state = self.behavior.handle_event(state, event)
         kind = self.kind
         records = self._records(events, message)
+        started = perf_counter()
         try:
             if kind.identifiers is None and not kind.command_log:  # the common case
                 envelopes = await kind.store.append(self.persistence_id, records, self.revision)
@@ -119,6 +121,7 @@ class EventSourcedEntity(EntityActor):
         except BaseException:
             self.recovered = False  # the store may hold more than we know: re-read it first
             raise
+        kind.recorder.appended(kind.name, len(records), perf_counter() - started)
         for envelope, event in zip(envelopes, events, strict=True):
             object.__setattr__(envelope, "_event", event)  # no decode for in-process readers
         every = self.kind.snapshot_every

@@ -12,6 +12,7 @@ from ..behavior import DurableStateBehavior, EventSourcedBehavior
 from ..records import EventEnvelope
 from ..serialization import Serializer
 from ..stores.protocols import Store
+from .recorder import CommandCounter, Recorder
 
 if TYPE_CHECKING:
     from .entity import EntityActor
@@ -39,6 +40,12 @@ class EntityKind:
     engine: Any = None
     #: Idle actors in the order they became idle; the passivation sweep reads from the front.
     idle: OrderedDict[str, EntityActor] = field(default_factory=OrderedDict)
+    #: The engine's tallies, and this type's own command counts within them.
+    recorder: Recorder = field(default_factory=Recorder)
+    counts: CommandCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = self.recorder.counter(self.name)
 
     @property
     def is_durable_state(self) -> bool:

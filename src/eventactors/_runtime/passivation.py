@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from .entity import EntityActor
 from .kinds import EntityKind
+from .recorder import Recorder
 
 
 def sweep(
@@ -43,11 +44,18 @@ def sweep_interval(kinds: Iterable[EntityKind]) -> float | None:
 
 
 async def run_sweeps(
-    kinds: Callable[[], Iterable[EntityKind]], forget: Callable[[str, EntityActor], None]
+    kinds: Callable[[], Iterable[EntityKind]],
+    forget: Callable[[str, EntityActor], None],
+    recorder: Recorder | None = None,
 ) -> None:
-    """The engine's background task: sweep, sleep, repeat, until cancelled."""
+    """The engine's background task: sweep, sleep, repeat, until cancelled. It also samples
+    the recorder's command count, at least once a second, for the commands-per-second rate."""
     loop = asyncio.get_running_loop()
+    if recorder is not None:
+        recorder.restart_rate()
     while True:
         interval = sweep_interval(kinds())
         await asyncio.sleep(interval if interval is not None else 1.0)
         sweep(kinds(), loop.time(), forget)
+        if recorder is not None:
+            recorder.sample_rate()

@@ -9,11 +9,13 @@ from ..errors import EventActorsError
 from ..projections import ProjectionState, ProjectionStatus
 from ..stores.protocols import Store
 from .projection_runner import Progress, ProjectionRunner, ProjectionSpec
+from .recorder import Recorder
 
 
 class ProjectionRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, recorder: Recorder | None = None) -> None:
         self._store = store
+        self._recorder = recorder if recorder is not None else Recorder()
         self._runners: dict[str, ProjectionRunner] = {}
         self._started = False
 
@@ -24,7 +26,7 @@ class ProjectionRegistry:
             # "From now on" means from this call: pin it, so no event sent after add_projection
             # returns can slip past a start position read later (or after a crash).
             await spec.offset_store.save_offset(spec.name, await self._store.head_position())
-        runner = ProjectionRunner(spec, self._store)
+        runner = ProjectionRunner(spec, self._store, self._recorder)
         self._runners[spec.name] = runner
         if self._started:
             runner.start()
@@ -43,6 +45,9 @@ class ProjectionRegistry:
 
     def status(self, name: str) -> ProjectionStatus:
         return self.get(name).status()
+
+    def runners(self) -> list[ProjectionRunner]:
+        return list(self._runners.values())
 
     def start_all(self) -> None:
         self._started = True

@@ -28,6 +28,7 @@ from ..projections import (
 from ..records import EventEnvelope
 from ..stores._notify import wait_for_events_unless
 from ..stores.protocols import OffsetStore, Store
+from .recorder import FAILED, HANDLED, SKIPPED, Recorder
 
 log = logging.getLogger("eventactors.projections")
 
@@ -59,9 +60,10 @@ class _Stopped(Exception):
 
 
 class ProjectionRunner:
-    def __init__(self, spec: ProjectionSpec, store: Store) -> None:
+    def __init__(self, spec: ProjectionSpec, store: Store, recorder: Recorder) -> None:
         self.spec = spec
         self._store = store
+        self._recorder = recorder
         self.state = ProjectionState.STOPPED
         self.position = 0
         self.head = 0
@@ -172,24 +174,44 @@ class ProjectionRunner:
     # -- delivery and commits -------------------------------------------------------------
 
     async def _deliver(self, page: list[EventEnvelope], target: int) -> None:
+        """One batch: a page handed to the handler, then its offset committed."""
+        hooks = self._recorder.hooks
+        if hooks is None:
+            await self._deliver_page(page, target)
+            return
+        name = self.spec.name
+        span = hooks.batch_started(name, page)
+        try:
+            handled = await self._deliver_page(page, target)
+        except BaseException as exc:
+            hooks.batch_ended(span, name, len(page), FAILED, exc)
+            raise
+        hooks.batch_ended(span, name, len(page), HANDLED if handled else SKIPPED, None)
+
+    async def _deliver_page(self, page: list[EventEnvelope], target: int) -> bool:
+        """False when the policy skipped an event of the page."""
         if self.spec.transactional:
-            await self._deliver_in_transaction(page, target)
-        elif self.spec.batched:
-            if await self._attempt(lambda: self.spec.handler(page), page):
+            return await self._deliver_in_transaction(page, target)
+        handled = True
+        if self.spec.batched:
+            handled = await self._attempt(lambda: self.spec.handler(page), page)
+            if handled:
                 self.events_handled += len(page)
-            await self._commit(target)
         else:
             for index, envelope in enumerate(page):
                 try:
                     if await self._attempt(partial(self.spec.handler, envelope), [envelope]):
                         self.events_handled += 1
+                    else:
+                        handled = False
                 except ProjectionFailed:
                     if index:  # keep what was handled: commit up to the event before
                         await self._commit(page[index - 1].global_position)
                     raise
-            await self._commit(target)
+        await self._commit(target)
+        return handled
 
-    async def _deliver_in_transaction(self, page: list[EventEnvelope], target: int) -> None:
+    async def _deliver_in_transaction(self, page: list[EventEnvelope], target: int) -> bool:
         spec = self.spec
         store: Any = self._store
 
@@ -199,8 +221,9 @@ class ProjectionRunner:
         if await self._attempt(handle, page):
             self.events_handled += len(page)
             self._advance(target)
-        else:  # skipped: the offset moves on alone
-            await self._commit(target)
+            return True
+        await self._commit(target)  # skipped: the offset moves on alone
+        return False
 
     def _work(self, page: list[EventEnvelope]) -> Callable[[Any], Any]:
         handler = self.spec.handler
