@@ -32,6 +32,10 @@ pytest.register_assert_rewrite(
         for module in (
             "base",
             "kit",
+            "_envelopes",
+            "_identifiers",
+            "event_reads",
+            "event_writes",
             "event_store",
             "log_following",
             "sequence_at",
@@ -39,6 +43,7 @@ pytest.register_assert_rewrite(
             "state_store",
             "offset_store",
             "command_log_store",
+            "identifier_races",
             "identifier_store",
             "lifecycle",
         )

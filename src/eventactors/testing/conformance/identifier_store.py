@@ -4,57 +4,18 @@ unique per entity type, and never written apart from that write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 import eventactors as ea
 from eventactors.errors import IdentifierTaken
-from eventactors.records import ACCEPTED, CommandRecord, IdentifierClaim, split_persistence_id
+from eventactors.records import IdentifierClaim, split_persistence_id
 
-from .base import OpenStore, StoreContractBase
+from ._identifiers import ALICE, BOB, assert_untouched, claim, entry, register
+from .base import OpenStore
+from .identifier_races import IdentifierRaceContract
 from .kit import Kit
-
-ALICE = '{"email":"alice@example.com"}'
-BOB = '{"email":"bob@example.com"}'
-
-
-def claim(persistence_id: str, identifiers: str) -> IdentifierClaim:
-    entity_type, entity_id = split_persistence_id(persistence_id)
-    return IdentifierClaim(entity_type, entity_id, identifiers)
-
-
-def entry(persistence_id: str, command_id: str = "cmd-1") -> CommandRecord:
-    entity_type, entity_id = split_persistence_id(persistence_id)
-    return CommandRecord(
-        command_id, persistence_id, entity_type, entity_id, "Register", b"{}",
-        datetime.now(UTC), ACCEPTED,
-    )  # fmt: skip
-
-
-async def register(store: ea.Store, kit: Kit, stream: str, identifiers: str) -> None:
-    """Starts the stream with one event, claiming `identifiers`."""
-    await store.append(stream, kit.records(stream, 1, 1), 0, claim=claim(stream, identifiers))
-
-
-async def assert_untouched(store: ea.Store, kit: Kit, stream: str) -> None:
-    """Nothing of the stream was written: no events, no stream, no entry, no identifiers."""
-    assert await store.highest_sequence_number(stream) == 0
-    assert await store.read_stream(stream) == []
-    assert stream not in await store.persistence_ids()
-    assert await store.read_commands(stream) == []
-    entity_type, entity_id = split_persistence_id(stream)
-    assert await store.identifiers_of(entity_type, entity_id) is None
-
-
-def one_winner(results: Sequence[object]) -> int:
-    winners = [n for n, result in enumerate(results) if not isinstance(result, BaseException)]
-    assert len(winners) == 1, results
-    losers = [result for n, result in enumerate(results) if n != winners[0]]
-    assert all(isinstance(result, IdentifierTaken) for result in losers), losers
-    return winners[0]
 
 
 def bad_claims(stream: str, other: str) -> dict[str, tuple[Any, type[Exception]]]:
@@ -70,7 +31,7 @@ def bad_claims(stream: str, other: str) -> dict[str, tuple[Any, type[Exception]]
 BAD_CLAIMS = ["not_a_claim", "other_entity", "other_entity_type", "identifiers_not_text"]
 
 
-class IdentifierStoreContract(StoreContractBase):
+class IdentifierStoreContract(IdentifierRaceContract):
     """Needs `IdentifierStore`, with `EventStore`, `StateStore` and `CommandLogStore`: claims
     and entries are written with the events and states."""
 
@@ -391,144 +352,6 @@ class IdentifierStoreContract(StoreContractBase):
         assert len(await store.read_commands(plain)) == 1
         assert await store.find_entity("account", BOB) == "free"
         assert await store.find_entity("account", ALICE) == "owner"
-
-    # -- racing claims --------------------------------------------------------------------------
-
-    async def test_racing_appends_from_one_store_claim_once(
-        self, store: ea.Store, kit: Kit
-    ) -> None:
-        streams = [kit.pid(f"e{n}") for n in range(10)]
-
-        results = await asyncio.gather(
-            *(
-                store.append(s, kit.records(s, 1, 1), 0, claim=claim(s, ALICE), command=entry(s))
-                for s in streams
-            ),
-            return_exceptions=True,
-        )
-
-        winner = one_winner(results)
-        assert await store.find_entity("account", ALICE) == f"e{winner}"
-        for n, stream in enumerate(streams):
-            if n != winner:
-                await assert_untouched(store, kit, stream)
-        assert len(await kit.read_everything()) == 1
-
-    @pytest.mark.parametrize("write", ["append", "upsert_state"])
-    async def test_racing_stores_claim_the_same_identifiers_once(
-        self, reopen: OpenStore, kit: Kit, write: str
-    ) -> None:
-        """Separate store objects (connections, processes) on the same data: exactly one entity
-        gets the identifiers, and the others write nothing at all."""
-        stores = [reopen() for _ in range(4)]
-        for round_ in range(6):
-            identifiers = f'{{"email":"user{round_}@example.com"}}'
-            streams = [kit.pid(f"r{round_}-{n}") for n in range(len(stores))]
-
-            def writing(
-                store: ea.Store, stream: str, identifiers: str = identifiers
-            ) -> Awaitable[object]:
-                if write == "append":
-                    return store.append(
-                        stream,
-                        kit.records(stream, 1, 1),
-                        0,
-                        claim=claim(stream, identifiers),
-                        command=entry(stream),
-                    )
-                return store.upsert_state(
-                    stream,
-                    1,
-                    kit.state(stream, 1, 10),
-                    claim=claim(stream, identifiers),
-                    command=entry(stream),
-                )
-
-            results = await asyncio.gather(
-                *(writing(s, stream) for s, stream in zip(stores, streams, strict=True)),
-                return_exceptions=True,
-            )
-
-            winner = one_winner(results)
-            for n, stream in enumerate(streams):
-                entity_id = f"r{round_}-{n}"
-                store = stores[(n + 1) % len(stores)]  # read through another store
-                won = n == winner
-                assert await store.identifiers_of("account", entity_id) == (
-                    identifiers if won else None
-                )
-                assert len(await store.read_commands(stream)) == (1 if won else 0)
-                if write == "append":
-                    assert await store.highest_sequence_number(stream) == (1 if won else 0)
-                else:
-                    assert (await store.get_state(stream) is not None) == won
-            assert await stores[0].find_entity("account", identifiers) == f"r{round_}-{winner}"
-
-    async def test_racing_release_and_claim_never_share_identifiers(
-        self, reopen: OpenStore, kit: Kit
-    ) -> None:
-        """One entity releases its keys while others, through other stores, try to take them:
-        at most one taker wins, and never while the keys are still held."""
-        stores = [reopen() for _ in range(4)]
-        for round_ in range(6):
-            identifiers = f'{{"email":"moved{round_}@example.com"}}'
-            holder = kit.pid(f"h{round_}")
-            await register(stores[0], kit, holder, identifiers)
-            takers = [kit.pid(f"t{round_}-{n}") for n in range(3)]
-
-            results = await asyncio.gather(
-                stores[0].append(holder, [], 1, claim=claim(holder, "")),
-                *(
-                    s.append(t, kit.records(t, 1, 1), 0, claim=claim(t, identifiers))
-                    for s, t in zip(stores[1:], takers, strict=True)
-                ),
-                return_exceptions=True,
-            )
-
-            assert results[0] == [], results[0]
-            taken = [r for r in results[1:] if not isinstance(r, BaseException)]
-            assert len(taken) <= 1, results
-            assert all(isinstance(r, IdentifierTaken) for r in results[1:] if r not in taken)
-            owner = await stores[1].find_entity("account", identifiers)
-            assert await stores[2].identifiers_of("account", f"h{round_}") is None
-            if taken:
-                (winner,) = [n for n, r in enumerate(results[1:]) if r in taken]
-                assert owner == f"t{round_}-{winner}"
-            else:
-                assert owner is None
-
-    async def test_racing_re_keys_and_claims_never_share_identifiers(
-        self, reopen: OpenStore, kit: Kit
-    ) -> None:
-        """Entities swapping and taking each other's keys at once, through several stores: at
-        the end, every key set has at most one owner, and the two maps agree."""
-        stores = [reopen() for _ in range(3)]
-        keys = [f'{{"n":{n}}}' for n in range(4)]
-        streams = [kit.pid(f"k{n}") for n in range(4)]
-        for stream, key in zip(streams, keys, strict=True):
-            await register(stores[0], kit, stream, key)
-
-        async def re_key(n: int, target: int) -> object:
-            stream, store = streams[n], stores[n % len(stores)]
-            highest = await store.highest_sequence_number(stream)
-            return await store.append(
-                stream,
-                kit.records(stream, highest + 1, 1),
-                highest,
-                claim=claim(stream, keys[target]),
-            )
-
-        # Each entity tries to take the next one's keys: in any order, all but the last fail,
-        # and with a cycle none can succeed while every key is held.
-        results = await asyncio.gather(
-            *(re_key(n, (n + 1) % 4) for n in range(4)), return_exceptions=True
-        )
-
-        assert all(isinstance(result, IdentifierTaken) for result in results), results
-        for n, key in enumerate(keys):
-            assert await stores[n % 3].find_entity("account", key) == f"k{n}"
-            assert await stores[(n + 1) % 3].identifiers_of("account", f"k{n}") == key
-            assert await stores[0].highest_sequence_number(streams[n]) == 1
 
     # -- bad input ------------------------------------------------------------------------------
 
