@@ -38,6 +38,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the harness lives with the tests
 
 import crash_campaign  # noqa: E402 - after the path it is found on
+import crash_records  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "kills_per_store": args.kills,
         "clients": args.clients,
         "accounts": args.accounts,
-        "anomaly_kinds": crash_campaign.ANOMALY_KINDS,
+        "anomaly_kinds": crash_records.ANOMALY_KINDS,
         "stores": {},
     }
     with tempfile.TemporaryDirectory(prefix="crash-campaign-", dir=args.scratch) as scratch:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from crash_campaign import (
-    Anomalies,
     CampaignResult,
     CommandAck,
     KillPlan,
@@ -23,6 +22,7 @@ from crash_campaign import (
     run_campaign,
     run_cycle,
 )
+from crash_records import Anomalies
 from eventactors_examples.bank.domain import Account
 from postgres_support import DSN
 
