@@ -253,7 +253,7 @@ async def test_outage_then_catch_up(tmp_path: Path) -> None:
         engine.register("note", NoteBehavior)
         publisher = JetStreamPublisher(server.url, stream=stream, subject_prefix=prefix)
         async with publisher, engine:
-            await publisher.attach(engine, batch_size=10)
+            await publisher.attach(engine, batch_size=10, partitions=2)
             for i in range(20):
                 await engine.send("note", f"n{i % 4}", Note(f"up {i}"))
             await engine.wait_for_projection("nats-publisher", timeout=20)

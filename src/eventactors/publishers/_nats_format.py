@@ -7,8 +7,8 @@ Subjects are `<prefix>.<entity_type>.<entity_id>`. A NATS subject token cannot h
 UTF-8 bytes of every character other than an ASCII letter, digit, `-`, `_` or `~` become `%XX`
 (RFC 3986 escaping, with `.` escaped as well). `decode_token` (that is,
 `urllib.parse.unquote`) gives the id back. Header values use the same escaping but keep
-every printable ASCII character except `%`, since nats-py strips whitespace and drops line
-breaks from header values, which would otherwise change ids and metadata silently.
+every visible ASCII character except `%`: nats-py strips whitespace from header values and
+drops their line breaks, which would otherwise change ids and metadata silently.
 """
 
 from __future__ import annotations

@@ -288,7 +288,11 @@ class JetStreamPublisher:
         self._client_error = error
         log.debug("NATS client error: %r", error)
 
-    async def _disconnect(self) -> None:
+    async def _disconnect(self, used: JetStreamContext | None = None) -> None:
+        """Closes the connection; with `used`, only if it is still the one that failed (a
+        concurrent partition may have connected again meanwhile)."""
+        if used is not None and used is not self._js:
+            return
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
@@ -352,7 +356,7 @@ class JetStreamPublisher:
             return
         outages = [f for f in failures if isinstance(f, PublisherUnavailable)]
         if outages:
-            await self._disconnect()  # the next attempt starts on a fresh connection
+            await self._disconnect(js)  # the next attempt starts on a fresh connection
         first = (outages or failures)[0]
         self._note_failure(first)
         raise first
