@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: Command outcomes, as counted and as a span's `eventactors.command.outcome`. TIMEOUT is
 #: the entity's `command_timeout`, or a caller who stopped waiting before the command's turn.
 ACCEPTED, REJECTED, ERROR, TIMEOUT = "accepted", "rejected", "error", "timeout"
+OUTCOMES = (ACCEPTED, REJECTED, ERROR, TIMEOUT)
 #: Only on a span, never counted: `send_by` found its keys moved and sends the command again.
 RETRIED = "retried"
 #: Projection batch outcomes: every event handled, some skipped by the policy, or stopped.
