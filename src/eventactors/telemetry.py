@@ -51,8 +51,10 @@ of an accepted command that changed something: an event append or a durable-stat
 with `write_statistics()`): their rates' ratio is the mean group-commit batch. `mailbox.depth`
 is the deepest entity mailbox since the previous collection; `mailbox.queued` the commands
 waiting in all mailboxes at collection. `projection.lag` is the engine's known head minus the
-projection's committed offset. Several engines may share one meter provider: their figures
-add up (gauges: the highest), under the same attributes.
+projection's committed offset; a partitioned projection reports each partition under its own
+name, and a rebuild starts `projection.events` again from 0 (a counter reset). Several
+engines may share one meter provider: their figures add up (gauges: the highest), under the
+same attributes.
 
 In cluster mode, instrumenting the driver covers the driver's own process only.
 """
