@@ -20,7 +20,7 @@ from ..errors import EventActorsError, WriteRefused
 from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ._common import check_stream_position, envelope_from_record
 from ._sqlite_extras import INSERT_COMMAND, command_row, write_claim
-from ._sqlite_worker import translate_error
+from ._sqlite_worker import translate_error, undo
 
 INSERT_EVENT = (
     "INSERT INTO ea_events (event_id, persistence_id, entity_type, entity_id, sequence_number, "
@@ -93,9 +93,8 @@ def write_appends(
         connection.execute("SAVEPOINT appends")
         try:
             outcomes = write_appends_together(connection, jobs)
-        except Exception:  # a refused or unbindable row: find it one append at a time
-            connection.execute("ROLLBACK TO appends")
-            connection.execute("RELEASE appends")
+        except Exception as exc:  # a refused or unbindable row: find it one append at a time
+            undo(connection, "appends", exc, database)
         else:
             connection.execute("RELEASE appends")
             return outcomes
@@ -160,8 +159,8 @@ def _write_alone(connection: sqlite3.Connection, job: AppendJob, database: str) 
     try:
         outcome = write_appends_together(connection, [job])[0]
     except Exception as exc:
-        connection.execute("ROLLBACK TO append")
-        outcome = (False, translate_error(exc, database))
+        undo(connection, "append", exc, database)
+        return (False, translate_error(exc, database))
     connection.execute("RELEASE append")
     return outcome
 

@@ -46,9 +46,11 @@ class SQLiteWorker:
         flush_window: float = 0.0,
         counter: WriteCounter | None = None,
         write_appends: AppendWriter | None = None,
+        busy_timeout: float | None = None,
     ) -> None:
         self._write_appends = write_appends
         self.database = database
+        self._busy_timeout = busy_timeout  # named in the error of a write that waited it out
         self._connect = connect
         self._transactional = transactional
         self._max_batch = max_batch
@@ -125,10 +127,10 @@ class SQLiteWorker:
         try:
             connection = self._open()
         except Exception as exc:
-            error = translate_error(exc, self.database)
+            error = translate_error(exc, self.database, self._busy_timeout)
             return [(future, False, error) for _, future, *_ in batch]
         if not self._transactional:
-            return [_call(job, future, connection, self.database) for job, future, *_ in batch]
+            return [self._call(job, future, connection) for job, future, *_ in batch]
         outcomes: list[Outcome] = []
         appends: list[Job] = []  # a run of consecutive appends, written together
         try:
@@ -140,15 +142,16 @@ class SQLiteWorker:
                 outcomes.extend(self._run_appends(connection, appends))
                 appends = []
                 connection.execute("SAVEPOINT job")
-                outcome = _call(job[0], job[1], connection, self.database)
-                if not outcome[1]:
-                    connection.execute("ROLLBACK TO job")
-                connection.execute("RELEASE job")
+                outcome = self._call(job[0], job[1], connection)
+                if outcome[1]:
+                    connection.execute("RELEASE job")
+                else:
+                    undo(connection, "job", outcome[2], self.database)
                 outcomes.append(outcome)
             outcomes.extend(self._run_appends(connection, appends))
             connection.execute("COMMIT")
         except Exception as exc:
-            error = translate_error(exc, self.database)
+            error = translate_error(exc, self.database, self._busy_timeout)
             with contextlib.suppress(sqlite3.Error):  # a failed ROLLBACK must not hide `exc`
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
@@ -156,6 +159,17 @@ class SQLiteWorker:
             return [(future, False, error) for _, future, *_ in batch]
         self._count(batch, outcomes)
         return outcomes
+
+    def _call(
+        self,
+        job: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        connection: sqlite3.Connection,
+    ) -> Outcome:
+        try:
+            return (future, True, job(connection))
+        except Exception as exc:  # handed back to the awaiting caller
+            return (future, False, translate_error(exc, self.database, self._busy_timeout))
 
     def _run_appends(self, connection: sqlite3.Connection, appends: list[Job]) -> list[Outcome]:
         if not appends:
@@ -176,18 +190,6 @@ class SQLiteWorker:
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
-
-
-def _call(
-    job: Callable[[sqlite3.Connection], Any],
-    future: asyncio.Future[Any],
-    connection: sqlite3.Connection,
-    database: str,
-) -> Outcome:
-    try:
-        return (future, True, job(connection))
-    except Exception as exc:  # handed back to the awaiting caller
-        return (future, False, translate_error(exc, database))
 
 
 def _answer(outcomes: list[Outcome]) -> None:
@@ -219,8 +221,55 @@ class HandlerFailed(Exception):
         self.error = error
 
 
-def translate_error(exc: Exception, database: str) -> Exception:
-    """Maps sqlite3 errors onto the framework's: conflicts and an unusable database."""
+def undo(connection: sqlite3.Connection, savepoint: str, error: Exception, database: str) -> None:
+    """Rolls a failed step back to its savepoint and carries on with the transaction.
+
+    A full disk or an I/O error can make SQLite roll the whole transaction back by itself.
+    Then no savepoint is left and nothing of the batch will be written: every job in it
+    fails, with the error that did it, not SQLite's "no such savepoint".
+    """
+    if connection.in_transaction:
+        connection.execute(f"ROLLBACK TO {savepoint}")
+        connection.execute(f"RELEASE {savepoint}")
+        return
+    cause: BaseException = error.error if isinstance(error, HandlerFailed) else error
+    if isinstance(cause, EventActorsError) and isinstance(cause.__cause__, sqlite3.Error):
+        cause = cause.__cause__
+    detail = (
+        describe(cause) if isinstance(cause, sqlite3.Error) else f"{type(cause).__name__}: {cause}"
+    )
+    raise StoreUnavailable(
+        f"SQLite {database}: {detail}; SQLite rolled the whole transaction back, so nothing "
+        "of it was written"
+    ) from cause
+
+
+def describe(exc: sqlite3.Error, busy_timeout: float | None = None) -> str:
+    """SQLite's message, and what it means for the caller when a fault caused it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_BUSY:
+        waited = "the busy timeout" if busy_timeout is None else f"busy_timeout={busy_timeout:g}s"
+        return (
+            f"{exc}: another connection, perhaps another process, held the lock for longer "
+            f"than {waited}; this was not done, and can be once the lock is released"
+        )
+    if primary == sqlite3.SQLITE_FULL:
+        return (
+            f"{exc}: the file system (or the process's file size limit) left no room for the "
+            "write, so nothing of it was committed; writes succeed again once there is room"
+        )
+    if primary == sqlite3.SQLITE_IOERR:
+        return (
+            f"{exc} ({exc.sqlite_errorname}): the operating system failed a read or write of "
+            "the file: a full disk, a file size limit, or a failing device"
+        )
+    return str(exc)
+
+
+def translate_error(exc: Exception, database: str, busy_timeout: float | None = None) -> Exception:
+    """Maps sqlite3 errors onto the framework's: conflicts and an unusable database, whose
+    message says what a fault (a lock held too long, a full disk) means for the caller."""
     if isinstance(exc, EventActorsError) or not isinstance(exc, sqlite3.Error):
         return exc
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc):
@@ -228,6 +277,6 @@ def translate_error(exc: Exception, database: str) -> Exception:
     elif isinstance(exc, sqlite3.IntegrityError):  # a CHECK, NOT NULL or a trigger's RAISE
         error = WriteRefused(f"SQLite {database} refused the write: {exc}")
     else:
-        error = StoreUnavailable(f"SQLite {database}: {exc}")
+        error = StoreUnavailable(f"SQLite {database}: {describe(exc, busy_timeout)}")
     error.__cause__ = exc
     return error

@@ -157,6 +157,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                         flush_window=self._batch_limits[2],
                         counter=self._counter,
                         write_appends=write_appends,
+                        busy_timeout=self._busy_timeout_ms / 1000,
                     )
                     try:
                         await writer.submit(lambda connection: None)  # schema exists after this
@@ -168,6 +169,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                         self.path,
                         lambda: self._connect(create_schema=False),
                         transactional=False,
+                        busy_timeout=self._busy_timeout_ms / 1000,
                     )
                     self._writer = writer
         return self._writer, self._reader
