@@ -92,6 +92,19 @@ async def test_list_streams_counts_filters_and_limits(store):
     assert await inspection.list_streams(store, entity_type="nope") == []
 
 
+async def test_list_streams_skips_an_offset_without_reading_the_skipped(store):
+    await bank(store)
+    counting = CountingReads(store)
+    later = await inspection.list_streams(counting, offset=1, limit=1)
+    assert [s.persistence_id for s in later] == ["account|bob"]
+    assert counting.streams_read == ["account|bob"]
+    found = await inspection.list_streams(store, search="account", offset=1)
+    assert [s.persistence_id for s in found] == ["account|bob"]
+    assert await inspection.list_streams(store, offset=3) == []
+    with pytest.raises(ValueError, match="offset must be 0 or more"):
+        await inspection.list_streams(store, offset=-1)
+
+
 async def test_stream_events_reads_a_range(store):
     await bank(store)
     events = await inspection.stream_events(store, "account|ann", from_sequence=2)
@@ -155,6 +168,44 @@ async def test_write_rate_includes_empty_buckets(store):
     ]
     with pytest.raises(ValueError, match="bucket"):
         await inspection.write_rate(store, bucket=timedelta(0), since=DAY)
+
+
+class CountingReads:
+    """A store that notes what its reads return, to show how much of the log a query read."""
+
+    def __init__(self, store: ea.Store) -> None:
+        self.store = store
+        self.events_read = 0
+        self.streams_read: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def read_all(self, *args: object, **kwargs: object) -> list[ea.EventEnvelope]:
+        page = await self.store.read_all(*args, **kwargs)
+        self.events_read += len(page)
+        return page
+
+    async def highest_sequence_number(self, persistence_id: str) -> int:
+        self.streams_read.append(persistence_id)
+        return await self.store.highest_sequence_number(persistence_id)
+
+
+async def test_write_rate_reads_only_the_log_near_its_window(store):
+    await write(store, "account", "old", *[Deposited(n) for n in range(1, 1201)])  # 20 minutes
+    later = DAY + timedelta(days=1)
+    await write(store, "account", "new", Deposited(1), Deposited(2), at=later)
+    counting = CountingReads(store)
+    rate = await inspection.write_rate(
+        counting, bucket=timedelta(hours=1), since=later, until=later + timedelta(hours=2)
+    )
+    assert rate == [(later, 2), (later + timedelta(hours=1), 0)]
+    assert counting.events_read < 40  # a probe per halving, then the two events: not 1202
+    # A window that starts inside the old events counts from exactly its start.
+    middle = await inspection.write_rate(
+        counting, bucket=timedelta(days=1), since=DAY + timedelta(seconds=600), until=later
+    )
+    assert middle == [(DAY + timedelta(seconds=600), 601)]  # seconds 600 to 1200 of DAY
 
 
 async def test_projection_offsets_list_every_saved_offset(store):
@@ -322,6 +373,9 @@ async def test_load_app_from_an_engine_or_a_factory(store, app_module):
     async with engine:
         state, revision = await engine.get_state("account", "ann", at_revision=2)
         assert (state.balance, revision) == (100, 2)
+    bare = await inspection.engine_on(engine, store, projections=False, passivate_after=0.5)
+    assert bare.entity_types == ("account",) and inspection.projection_names(bare) == []
+    assert [options["passivate_after"] for *_, options in inspection.registrations(bare)] == [0.5]
     built = await inspection.load_app(f"{app_module}:with_projection", store)
     assert inspection.projection_names(built) == ["audit"]
     with pytest.raises(InspectionError, match="failed to build its engine: the balances"):

@@ -41,6 +41,7 @@ __all__ = [
     "StreamSummary",
     "check_reachable",
     "count_events",
+    "engine_on",
     "envelope_as_data",
     "event_by_position",
     "find_events",
@@ -53,6 +54,7 @@ __all__ = [
     "payload_as_data",
     "projection_names",
     "projection_offsets",
+    "registrations",
     "stream_events",
     "write_rate",
 ]
@@ -177,7 +179,7 @@ async def load_app(spec: str, store: Store) -> Engine:
     except (ImportError, AttributeError) as exc:
         raise InspectionError(f"cannot load app {spec!r}: {_one_line(exc)}") from None
     if isinstance(target, Engine):
-        return await _same_app_on(target, store)
+        return await engine_on(target, store, projections=True)
     if not callable(target):
         raise InspectionError(f"app {spec!r} is neither an Engine nor a factory of one")
     try:
@@ -193,12 +195,28 @@ async def load_app(spec: str, store: Store) -> Engine:
     return engine
 
 
-async def _same_app_on(app: Engine, store: Store) -> Engine:
-    """A local engine on `store` with `app`'s registrations and projections (as the cluster
-    replays registrations in `AppSpec.build_engine`)."""
+def registrations(engine: Engine) -> list[tuple[str, type, dict[str, Any]]]:
+    """The engine's (entity type, behavior class, register options), in registration order.
+
+    The one place that reads the engine's private registry, until the engine offers it."""
+    return list(engine._registrations)
+
+
+async def engine_on(
+    app: Engine, store: Store, *, projections: bool, passivate_after: float | None = None
+) -> Engine:
+    """A local engine on `store` with `app`'s registrations and, with `projections`, its
+    projections (as the cluster replays registrations in `AppSpec.build_engine`).
+
+    `passivate_after` replaces every entity type's own: a tool that sends commands beside the
+    running application must not keep an entity in memory that the application moves on."""
     engine = Engine(store=store, serializer=app.serializer)
-    for entity_type, behavior_class, options in app._registrations:
+    for entity_type, behavior_class, options in registrations(app):
+        if passivate_after is not None:
+            options = {**options, "passivate_after": passivate_after}
         engine.register(entity_type, behavior_class, **options)
+    if not projections:
+        return engine
     for runner in app._projections._runners.values():
         spec = runner.spec  # a partition is added alone, under its own name and slices
         await engine.add_projection(
@@ -225,11 +243,18 @@ async def list_streams(
     *,
     entity_type: str | None = None,
     search: str | None = None,
+    offset: int = 0,
     limit: int | None = None,
 ) -> list[StreamSummary]:
-    """Streams in persistence-id order; `search` is a case-insensitive substring of the id."""
+    """Streams in persistence-id order; `search` is a case-insensitive substring of the id.
+
+    The first `offset` matching streams are skipped without a query each, so that a later
+    page costs no more than the first."""
+    if offset < 0:
+        raise ValueError(f"offset must be 0 or more, got {offset}")
     needle = search.casefold() if search else None
     found: list[StreamSummary] = []
+    skipped = 0
     for persistence_id in sorted(await store.persistence_ids()):
         if limit is not None and len(found) >= limit:
             break
@@ -237,6 +262,9 @@ async def list_streams(
         if entity_type is not None and kind != entity_type:
             continue
         if needle is not None and needle not in persistence_id.casefold():
+            continue
+        if skipped < offset:
+            skipped += 1
             continue
         highest = await store.highest_sequence_number(persistence_id)
         last = await store.read_stream(persistence_id, from_sequence=highest, limit=1)
