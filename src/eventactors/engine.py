@@ -193,6 +193,13 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
     def entity_types(self) -> tuple[str, ...]:
         return tuple(self._kinds)
 
+    def registrations(self) -> tuple[Registration, ...]:
+        """Each registered type's (entity type, behavior class, options), in order: what a
+        tool needs to run the same application on another store."""
+        return tuple(
+            (name, behavior, dict(options)) for name, behavior, options in self._registrations
+        )
+
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
