@@ -8,6 +8,8 @@ later appears out of nowhere, a revision skipped, or a state that a replay would
 from __future__ import annotations
 
 import functools
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import eventactors as ea
@@ -95,3 +97,12 @@ async def assert_recovered(
     async with fresh:
         for entity_id, state in states.items():
             assert await fresh.get_state(entity_type, entity_id, timeout=30) == state
+
+
+def integrity(path: Path) -> list[tuple[str]]:
+    """SQLite's own check of the whole file, WAL included, from a connection of its own."""
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        connection.close()

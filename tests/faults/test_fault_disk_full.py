@@ -26,7 +26,7 @@ import msgspec
 import pytest
 from durability_checks import LineReader
 from eventactors_examples.bank.domain import AccountBehavior
-from fault_support import Ledger, assert_recovered
+from fault_support import Ledger, assert_recovered, integrity
 
 import eventactors as ea
 
@@ -45,14 +45,6 @@ def assert_disk_full(failure: dict[str, Any] | BaseException, stream: str) -> No
     message = failure["message"]
     assert f"'{stream}'" in message and "savepoint" not in message, message
     assert re.search(FULL, message), message
-
-
-def integrity(path: Path) -> list[tuple[str]]:
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        connection.close()
 
 
 class Child:

@@ -37,7 +37,7 @@ def hanging_behavior(entered: asyncio.Event, release: asyncio.Event) -> type[Acc
     class Hanging(AccountBehavior):
         commands = (*AccountBehavior.commands, Hang)
 
-        async def handle_command(self, state: Any, command: object) -> object:  # type: ignore[override]
+        async def handle_command(self, state: Any, command: object) -> object:
             if isinstance(command, Hang):
                 entered.set()
                 await release.wait()
@@ -166,7 +166,7 @@ def stubborn_behavior(let_go: asyncio.Event) -> type[AccountBehavior]:
     class Stubborn(AccountBehavior):
         commands = (*AccountBehavior.commands, Hang)
 
-        async def handle_command(self, state: Any, command: object) -> object:  # type: ignore[override]
+        async def handle_command(self, state: Any, command: object) -> object:
             if isinstance(command, Hang):
                 while not let_go.is_set():
                     try:

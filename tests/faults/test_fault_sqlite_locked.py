@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from durability_checks import LineReader
 from eventactors_examples.bank.domain import AccountBehavior, Deposit, Open, Withdraw
-from fault_support import Ledger, assert_recovered
+from fault_support import Ledger, assert_recovered, integrity
 from waits import wait_until
 
 import eventactors as ea
@@ -92,14 +92,6 @@ def locker_on(tmp_path: Path) -> Iterator[type[Locker]]:
     yield Tracked
     for locker in lockers:
         locker.close()
-
-
-def integrity(path: Path) -> list[tuple[str]]:
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        connection.close()
 
 
 def intruder_rows(path: Path) -> list[tuple[str]]:
