@@ -17,6 +17,8 @@ async def wait_reply(
         return await future
     try:
         return await asyncio.wait_for(future, timeout)
+    except CommandTimeout:
+        raise  # the entity's own command_timeout: its message says what ran out
     except TimeoutError:
         raise CommandTimeout(
             f"no reply from {persistence_id!r} within {timeout}s; a command that had not "

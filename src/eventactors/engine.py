@@ -26,6 +26,7 @@ from ._engine_natural_keys import NaturalKeys
 from ._engine_read_side import ReadSide
 from ._identifiers import IdentifiersOf, IdentifierSpec
 from ._ids import uuid7
+from ._runtime.draining import drain_mailboxes
 from ._runtime.durable_state import DurableStateEntity
 from ._runtime.entity import EntityActor, Message
 from ._runtime.event_sourced import EventSourcedEntity
@@ -237,13 +238,7 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
         self._running = False
         loop = asyncio.get_running_loop()
         deadline = None if drain_timeout is None else loop.time() + drain_timeout
-        while busy := [actor.task for actor in self._entities.values() if actor.task]:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            _, pending = await asyncio.wait(busy, timeout=remaining)
-            if pending and deadline is not None and loop.time() >= deadline:
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending)
+        await drain_mailboxes(self._entities.values, deadline)
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         await self._stop_cluster_side(remaining)
         await self._projections.stop_all()

@@ -137,13 +137,6 @@ async def test_command_timeout_abandons_each_hang_and_the_entity_carries_on(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_engine_checks.py wait_reply turns every TimeoutError out of "
-    "asyncio.wait_for(future, timeout) into 'no reply ... within {timeout}s'; CommandTimeout "
-    "is a TimeoutError, so the entity's own command_timeout, set on the reply future, reaches a "
-    "caller who passed timeout= as the caller's timeout, which had not passed",
-)
 async def test_a_command_timeout_is_not_reported_as_the_callers_timeout() -> None:
     entered, never = asyncio.Event(), asyncio.Event()
     engine = ea.Engine()
@@ -179,12 +172,6 @@ def stubborn_behavior(let_go: asyncio.Event) -> type[AccountBehavior]:
     return Stubborn
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_runtime/entity.py EntityActor._bounded awaits the handler itself inside "
-    "asyncio.timeout(command_timeout): a handler that swallows the CancelledError is never "
-    "abandoned, so its caller never gets CommandTimeout and the commands behind it wait forever",
-)
 async def test_command_timeout_abandons_a_handler_that_swallows_its_cancellation() -> None:
     let_go = asyncio.Event()
     engine = ea.Engine()
@@ -206,12 +193,6 @@ async def test_command_timeout_abandons_a_handler_that_swallows_its_cancellation
         await asyncio.wait_for(engine.stop(), 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py Engine.stop: past drain_timeout it cancels the busy entity tasks, then "
-    "awaits asyncio.wait(pending) with no timeout; a handler that swallows the CancelledError "
-    "keeps its task alive, so stop() never returns",
-)
 async def test_stop_returns_within_its_drain_timeout_though_a_handler_swallows_cancellation() -> (
     None
 ):

@@ -98,11 +98,18 @@ def abandoned(persistence_id: str, *, started: bool) -> EngineNotStarted:
     )
 
 
+def abandon(task: asyncio.Future[Any]) -> None:
+    """Cancels work the entity no longer waits for; whatever it ends with is not anyone's."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
 class EntityActor:
     """Base actor; subclasses implement recovery and command handling for their kind."""
 
     __slots__ = (
         "behavior",
+        "current",
         "kind",
         "last_active",
         "mailbox",
@@ -121,6 +128,7 @@ class EntityActor:
         self.revision = 0
         self.recovered = False
         self.mailbox: deque[Message] | None = None
+        self.current: Message | None = None  # the command being processed
         self.task: asyncio.Task[None] | None = None
         self.last_active = 0.0  # kept only for kinds that passivate
 
@@ -132,6 +140,15 @@ class EntityActor:
     @property
     def is_idle(self) -> bool:
         return self.task is None
+
+    def abandon_callers(self) -> None:
+        """Fails the callers of a task that ignored its cancellation, so that `stop()` can
+        finish without it."""
+        if self.current is not None and not self.current.future.done():
+            self.current.future.set_exception(abandoned(self.persistence_id, started=True))
+        for message in self.mailbox or ():
+            if not message.future.done():
+                message.future.set_exception(abandoned(self.persistence_id, started=False))
 
     def enqueue(self, message: Message) -> None:
         if self.mailbox is None:
@@ -170,9 +187,12 @@ class EntityActor:
                 if message.future.done():  # the caller gave up before the command started
                     self._dropped(message)
                     continue
+                self.current = message
                 await self._process(message)
+                self.current = None
         finally:
             self.mailbox = None
+            self.current = None
             self.task = None
             self.behavior = None
             for message in mailbox:  # only left when the task was cancelled
@@ -284,20 +304,21 @@ class EntityActor:
         return result
 
     async def _bounded(self, pending: Awaitable[Any]) -> Any:
+        """The handler runs as a task of its own, so that past `command_timeout` the entity
+        moves on even when the handler ignores its cancellation (a retry loop that catches
+        everything): its result, if it ever comes, is dropped."""
         timeout = self.kind.command_timeout
         if timeout is None:
             return await pending
-        deadline = asyncio.timeout(timeout)
+        handler = asyncio.ensure_future(pending)
         try:
-            async with deadline:
-                result = await pending
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the handler's own TimeoutError, not our deadline
-        # Checked even after a normal return: a handler that swallowed the cancellation
-        # still ran past its deadline, and nothing may be persisted for it.
-        if not deadline.expired():
-            return result
+            done, _ = await asyncio.wait((handler,), timeout=timeout)
+        except asyncio.CancelledError:
+            abandon(handler)
+            raise
+        if done:
+            return handler.result()
+        abandon(handler)
         raise CommandTimeout(
             f"{self.kind.behavior_class.__qualname__}.handle_command for "
             f"{self.persistence_id!r} ran past command_timeout={timeout}s; "
