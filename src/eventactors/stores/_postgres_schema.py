@@ -137,10 +137,7 @@ async def ensure_schema(
             # and could deadlock with the writes of the stores already open.
             return
         if version is not None and version > SCHEMA_VERSION:
-            raise StoreUnavailable(
-                f"{where} schema {schema!r} has eventactors schema version {version}; this "
-                f"version of eventactors understands up to {SCHEMA_VERSION}: upgrade it"
-            )
+            raise _too_new(where, schema, version)
         await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await connection.execute(_DDL.format(s=quoted))
         await connection.execute(
@@ -172,3 +169,22 @@ async def _stored_version(connection: asyncpg.Connection, schema: str, quoted: s
         f"SELECT max(version) FROM {quoted}.ea_schema_version"
     )
     return version
+
+
+def _too_new(where: str, schema: str, version: int) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{where} schema {schema!r} has eventactors schema version {version}; this "
+        f"version of eventactors understands up to {SCHEMA_VERSION}: upgrade it"
+    )
+
+
+async def check_readable(connection: asyncpg.Connection, schema: str, where: str) -> None:
+    """What a read-only store checks instead of `ensure_schema`, creating nothing: the schema
+    must hold an event log, at a version this release reads. A newer one is refused; an older
+    one (fewer tables) is read as it is, and a read of a table it lacks fails."""
+    found = await connection.fetchval("SELECT to_regclass($1)", f'"{schema}".ea_events')
+    if found is None:
+        raise StoreUnavailable(f"no such store: {where} holds no eventactors event log")
+    version = await _stored_version(connection, schema, f'"{schema}"')
+    if version is not None and version > SCHEMA_VERSION:
+        raise _too_new(where, schema, version)

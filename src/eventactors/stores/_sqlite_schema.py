@@ -1,8 +1,10 @@
-"""The SQLite schema, created on first use, and its version check."""
+"""The SQLite schema, created on first use, and its version check; and read-only opening,
+which prepares nothing."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from ..errors import StoreUnavailable
 
@@ -92,11 +94,7 @@ def ensure_schema(connection: sqlite3.Connection, path: str) -> None:
         if has_version_table:
             version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
             if version is not None and version > SCHEMA_VERSION:
-                raise StoreUnavailable(
-                    f"{path} has eventactors schema version {version}; this version of "
-                    f"eventactors understands up to {SCHEMA_VERSION}: upgrade eventactors "
-                    "to open it"
-                )
+                raise _too_new(path, version)
         for statement in _TABLES.split(";"):
             if statement.strip():
                 connection.execute(statement)
@@ -110,3 +108,49 @@ def ensure_schema(connection: sqlite3.Connection, path: str) -> None:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
+
+
+def _too_new(path: str, version: int) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{path} has eventactors schema version {version}; this version of "
+        f"eventactors understands up to {SCHEMA_VERSION}: upgrade eventactors "
+        "to open it"
+    )
+
+
+def connect_read_only(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection SQLite itself keeps from writing (`mode=ro`): the file's journal mode,
+    tables and version row stay as they are, and a read-only file or directory can be read.
+
+    The file must hold an event log at a version this release reads: a newer one is refused,
+    as `ensure_schema` refuses it; an older one (fewer tables) is read as it is, and a read of
+    a table it lacks fails with SQLite's "no such table", since nothing here migrates it."""
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot open {path} as an SQLite store: {exc}") from exc
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        check_readable(connection, path)
+    except sqlite3.DatabaseError as exc:  # not a database, or not one SQLite can read
+        connection.close()
+        raise StoreUnavailable(f"cannot read {path} as an SQLite store: {exc}") from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def check_readable(connection: sqlite3.Connection, path: str) -> None:
+    """Refuses a file without an event log, or with a newer schema than this release's."""
+    tables = {
+        name
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if "ea_events" not in tables:
+        raise StoreUnavailable(f"no such store: {path} holds no eventactors event log")
+    if "ea_schema_version" in tables:
+        version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise _too_new(path, version)

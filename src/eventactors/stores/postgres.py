@@ -67,6 +67,11 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
     `StoreUnavailable` instead of hanging; `command_timeout` bounds each statement.
     `max_batch`, `max_batch_bytes` and `flush_window` bound the group commit (see
     `eventactors.stores.group_commit`).
+
+    `read_only=True` opens the schema for reading only, for tools beside a running
+    application: nothing is created or migrated, every write method raises `WriteRefused`,
+    and the server itself refuses writes on these connections. The schema must hold an event
+    log, at a version this release reads (see `check_readable`).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         max_batch: int = DEFAULT_MAX_BATCH,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         flush_window: float = 0.0,
+        read_only: bool = False,
     ) -> None:
         check_batch_limits(max_batch, max_batch_bytes, flush_window)
         self._options: dict[str, Any] = {
@@ -90,7 +96,7 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
             "max_connections": max_connections, "connect_timeout": connect_timeout,
             "command_timeout": command_timeout, "poll_interval": poll_interval,
             "max_batch": max_batch, "max_batch_bytes": max_batch_bytes,
-            "flush_window": flush_window,
+            "flush_window": flush_window, "read_only": read_only,
         }  # fmt: skip
         self.dsn = dsn
         self.schema = check_schema_name(schema)
@@ -105,7 +111,9 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            read_only=bool(read_only),
         )
+        self.read_only = bool(read_only)
         self._append_lock = lock_key(schema, "positions")
         self._channel = f"eventactors_{schema}"
         self._listener: Listener | None = None

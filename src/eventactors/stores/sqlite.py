@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import EventActorsError, StoreUnavailable
+from ..errors import EventActorsError, StoreUnavailable, WriteRefused
 from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -32,7 +32,7 @@ from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_extras import SQLiteExtras
 from ._sqlite_rows import envelope_from_row, event_row, payload_row
-from ._sqlite_schema import ensure_schema
+from ._sqlite_schema import connect_read_only, ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
 from .group_commit import (
@@ -59,6 +59,12 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
     `"NORMAL"` keeps the database consistent but may lose the last commits on power loss
     (not on a process crash), for a higher write rate. `max_batch`, `max_batch_bytes` and
     `flush_window` bound the group commit (see `eventactors.stores.group_commit`).
+
+    `read_only=True` opens the file for reading only, for tools beside a running
+    application: no writer thread, no schema created or migrated, no switch to WAL, and
+    SQLite itself refuses writes (`mode=ro`); every write method raises `WriteRefused`. The
+    file must hold an event log, at a schema version this release reads (see
+    `connect_read_only`).
     """
 
     def __init__(
@@ -72,11 +78,12 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         flush_window: float = 0.0,
         poll_interval: float = 1.0,
+        read_only: bool = False,
     ) -> None:
         self._options: dict[str, Any] = {
             "synchronous": synchronous, "busy_timeout": busy_timeout, "max_batch": max_batch,
             "max_batch_bytes": max_batch_bytes, "flush_window": flush_window,
-            "poll_interval": poll_interval,
+            "poll_interval": poll_interval, "read_only": read_only,
         }  # fmt: skip
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
@@ -88,6 +95,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                 "private in-memory database. Use ea.MemoryStore() for an in-memory store."
             )
         self.serializer: Serializer = serializer or JsonSerializer()
+        self.read_only = bool(read_only)
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._batch_limits = (max_batch, max_batch_bytes, float(flush_window))
@@ -99,7 +107,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         self._signal = AppendSignal(self.head_position, poll_interval)
 
     def __repr__(self) -> str:
-        return f"SQLiteStore({self.path!r})"
+        return f"SQLiteStore({self.path!r}{', read_only=True' if self.read_only else ''})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its configuration: see `reopen_store`."""
@@ -108,6 +116,8 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
     # -- connections ----------------------------------------------------------------------
 
     def _connect(self, *, create_schema: bool) -> sqlite3.Connection:
+        if self.read_only:
+            return connect_read_only(self.path, self._busy_timeout_ms)
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
             connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
@@ -143,27 +153,13 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                 time.sleep(delay)  # on the worker thread, never the event loop
                 delay = min(delay * 2, 0.1)
 
-    async def _workers(self) -> tuple[SQLiteWorker, SQLiteWorker]:
-        if self._writer is None or self._reader is None:
+    async def _workers(self) -> tuple[SQLiteWorker | None, SQLiteWorker]:
+        """The writer (None when read-only) and the reader, started on first use."""
+        if self._reader is None:
             async with self._opening:
-                if self._writer is None or self._reader is None:
-                    writer = SQLiteWorker(
-                        "eventactors-sqlite-writer",
-                        self.path,
-                        lambda: self._connect(create_schema=True),
-                        transactional=True,
-                        max_batch=self._batch_limits[0],
-                        max_batch_bytes=self._batch_limits[1],
-                        flush_window=self._batch_limits[2],
-                        counter=self._counter,
-                        write_appends=write_appends,
-                        busy_timeout=self._busy_timeout_ms / 1000,
-                    )
-                    try:
-                        await writer.submit(lambda connection: None)  # schema exists after this
-                    except BaseException:
-                        await writer.stop()
-                        raise
+                if self._reader is None:
+                    if not self.read_only:
+                        self._writer = await self._start_writer()
                     self._reader = SQLiteWorker(
                         "eventactors-sqlite-reader",
                         self.path,
@@ -171,13 +167,37 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                         transactional=False,
                         busy_timeout=self._busy_timeout_ms / 1000,
                     )
-                    self._writer = writer
         return self._writer, self._reader
+
+    async def _start_writer(self) -> SQLiteWorker:
+        writer = SQLiteWorker(
+            "eventactors-sqlite-writer",
+            self.path,
+            lambda: self._connect(create_schema=True),
+            transactional=True,
+            max_batch=self._batch_limits[0],
+            max_batch_bytes=self._batch_limits[1],
+            flush_window=self._batch_limits[2],
+            counter=self._counter,
+            write_appends=write_appends,
+            busy_timeout=self._busy_timeout_ms / 1000,
+        )
+        try:
+            await writer.submit(lambda connection: None)  # schema exists after this
+        except BaseException:
+            await writer.stop()
+            raise
+        return writer
 
     async def _write(
         self, job: Callable[[sqlite3.Connection], T], *, size: int = 0, events: int = -1
     ) -> T:
+        if self.read_only:
+            raise WriteRefused(
+                f"SQLite {self.path} is open read-only (read_only=True): nothing was written"
+            )
         writer, _ = await self._workers()
+        assert writer is not None
         return await writer.submit(job, size=size, events=events)
 
     async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
