@@ -7,8 +7,10 @@ their loop and the browser at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from console_seed import Seeded, seed_bank
@@ -38,10 +40,10 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context per test; a script error on any page fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def browser_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
+    """A page in a fresh browser context; a script error on any page fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
     context.set_default_timeout(5_000)
     page = context.new_page()
     script_errors: list[str] = []
@@ -51,6 +53,12 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         context.close()
     assert script_errors == [], script_errors
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with browser_page(browser) as page:
+        yield page
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +81,9 @@ async def bank_console(
     store: ea.Store, *, with_engine: bool = True, allow_commands: bool = False
 ) -> Starlette:
     """The console as `eventactors serve --app <bank>` builds it."""
-    engine = console_engine(await inspection.load_app(BANK_APP, store)) if with_engine else None
+    engine = (
+        await console_engine(await inspection.load_app(BANK_APP, store)) if with_engine else None
+    )
     return create_app(
         store, engine=engine, allow_commands=allow_commands, sample_interval=SAMPLE_INTERVAL
     )
@@ -91,14 +101,19 @@ def console(loop: LoopThread, bank_db: tuple[Path, Seeded]) -> Iterator[str]:
 
 
 @pytest.fixture
-def commands_console(tmp_path: Path, loop: LoopThread) -> Iterator[str]:
-    """The URL of a console started with --allow-commands, on a bank of its own (commands
-    change it)."""
+def commands_served(tmp_path: Path, loop: LoopThread) -> Iterator[ServedConsole]:
+    """A console started with --allow-commands, on a bank of its own (commands change it)."""
     path = tmp_path / "bank.db"
     loop.run(seed_bank(ea.SQLiteStore(path)))
     app = loop.run(bank_console(ea.SQLiteStore(path), allow_commands=True))
-    served = ServedConsole(loop, app)
+    served = ServedConsole(loop, app, store_path=path)
     try:
-        yield served.url
+        yield served
     finally:
         served.stop()
+
+
+@pytest.fixture
+def commands_console(commands_served: ServedConsole) -> str:
+    """The URL of a console started with --allow-commands."""
+    return commands_served.url

@@ -1,8 +1,10 @@
 """A bank with an hour of history, on a real store, for the console's tests.
 
-The earlier events are appended with back-dated timestamps (as an import would write them),
-so the throughput chart has more than one bucket; the rest go through the engine, with the
-balances projection running, so that the lag page has real offsets.
+The earlier events are appended with back-dated timestamps in time order (as an import
+would write them), so the throughput chart has more than one bucket; then some go through
+the engine, with the balances projection running, so that the lag page has real offsets;
+last come streams the engine would not write: a long one, one of an unregistered event type,
+and one with a blank entity id.
 """
 
 from __future__ import annotations
@@ -25,24 +27,40 @@ from eventactors.records import persistence_id_of
 XSS_OWNER = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 OWNERS = ["Ann Lee", "Bo Chen", "Cara Diaz", "Dev Patel", "Eli Novak", "Fay Okafor"]
 LAGGING = "audit-export"  # a projection whose offset stays behind
+#: A projection name that would end the lag chart's JSON block if it were not escaped.
+XSS_PROJECTION = "</script><script>window.pwned=4</script>"
+LONG_STREAM = 123  # events of account|bob: more than one timeline page
+UNKNOWN_TYPE = "LegacyFrozen"  # the only event of account|raw, registered by no behavior
 
 
 @dataclass(frozen=True)
 class Seeded:
     head: int
     lagging_position: int
+    balances_position: int
+    timestamps: tuple[datetime, ...]  # of every event, in log order
 
 
 async def seed_bank(store: ea.Store) -> Seeded:
+    """Seeds the bank on `store`, and closes it."""
+    try:
+        return await _seed(store)
+    finally:
+        await store.close()
+
+
+async def _seed(store: ea.Store) -> Seeded:
     engine = await build_engine(store)
     now = datetime.now(UTC)
+    history: list[tuple[str, object, datetime]] = []
     for number, owner in enumerate(OWNERS, start=1):
-        history: list[tuple[object, datetime]] = [(Opened(owner), now - timedelta(minutes=55))]
+        history.append((f"acc-{number}", Opened(owner), now - timedelta(minutes=55)))
         for step in range(number + 2):
             minutes_ago = 50 - step * 5 - number
             event: object = Deposited(1000 * (number + step)) if step % 3 != 2 else Withdrawn(700)
-            history.append((event, now - timedelta(minutes=minutes_ago)))
-        await _append_history(store, f"acc-{number}", history)
+            history.append((f"acc-{number}", event, now - timedelta(minutes=minutes_ago)))
+    for entity_id, event, moment in sorted(history, key=lambda entry: entry[2]):
+        await _append(store, entity_id, [(event, moment)])
     async with engine:
         await engine.send(
             "account", "acc-1", Deposit(300), timeout=10.0,
@@ -56,18 +74,35 @@ async def seed_bank(store: ea.Store) -> Seeded:
         await engine.send("account", "mallory", Deposit(42), timeout=10.0)
         await engine.send("account", "acc-cmd", Open("Gil Ruiz"), timeout=10.0)
         await engine.send("account", "acc-cmd", Deposit(500), timeout=10.0)
-        head = await store.head_position()
-        await _caught_up(store, "balances", head)
-        lagging = max(1, head - 7)
-        await store.save_offset(LAGGING, lagging)
-    return Seeded(head=head, lagging_position=lagging)
+        balances = await store.head_position()
+        await _caught_up(store, "balances", balances)
+    later = datetime.now(UTC)
+    bob = [(Opened("Bob Stone"), later)]
+    bob += [(Deposited(n), later + timedelta(milliseconds=n)) for n in range(2, LONG_STREAM + 1)]
+    await _append(store, "bob", bob)
+    await _append(store, "raw", [(RawEvent(UNKNOWN_TYPE, b'{"reason": "audit"}'), later)])
+    await _append(store, "", [(Opened("Nobody"), later)])
+    head = await store.head_position()
+    lagging = max(1, head - 7)
+    await store.save_offset(LAGGING, lagging)
+    await store.save_offset(XSS_PROJECTION, head)
+    timestamps = tuple(envelope.timestamp for envelope in await store.read_all(0, head + 1))
+    return Seeded(head, lagging, balances, timestamps)
 
 
-async def _append_history(
-    store: ea.Store, entity_id: str, events: list[tuple[object, datetime]]
-) -> None:
+@dataclass(frozen=True)
+class RawEvent:
+    """An event as stored bytes under a type name no behavior registers."""
+
+    event_type: str
+    payload: bytes
+
+
+async def _append(store: ea.Store, entity_id: str, events: list[tuple[object, datetime]]) -> None:
+    """Appends events as an import would, bypassing the engine (and its entity id checks)."""
     serializer = store.serializer
     persistence_id = persistence_id_of("account", entity_id)
+    highest = await store.highest_sequence_number(persistence_id)
     records = [
         ea.EventRecord(
             event_id=uuid7(),
@@ -75,15 +110,18 @@ async def _append_history(
             entity_type="account",
             entity_id=entity_id,
             sequence_number=number,
-            event_type=serializer.type_name(type(event)),
-            payload=serializer.encode(event),
+            event_type=(
+                event.event_type if isinstance(event, RawEvent)
+                else serializer.type_name(type(event))
+            ),
+            payload=event.payload if isinstance(event, RawEvent) else serializer.encode(event),
             timestamp=moment,
             metadata={"channel": "import"},
             command_id=uuid7(),
         )
-        for number, (event, moment) in enumerate(events, start=1)
-    ]
-    await store.append(persistence_id, records, 0)
+        for number, (event, moment) in enumerate(events, start=highest + 1)
+    ]  # fmt: skip
+    await store.append(persistence_id, records, highest)
 
 
 async def _caught_up(store: ea.Store, projection: str, head: int, timeout: float = 10.0) -> None:

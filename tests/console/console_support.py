@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -54,7 +55,10 @@ class LoopThread:
 class ServedConsole:
     """A console app served by uvicorn on a free port of 127.0.0.1, until `stop`."""
 
-    def __init__(self, loop: LoopThread, app: Starlette) -> None:
+    def __init__(self, loop: LoopThread, app: Starlette, store_path: Path | None = None) -> None:
+        self.app = app
+        self.loop = loop
+        self.store_path = store_path
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, ws="none", lifespan="on", log_config=None,
             log_level="warning", timeout_graceful_shutdown=5,

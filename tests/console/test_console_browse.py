@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from console_seed import LONG_STREAM, UNKNOWN_TYPE
 from playwright.sync_api import Page, expect
 
 
@@ -33,7 +34,8 @@ def test_search_by_event_type_and_open_an_event(page: Page, console: str) -> Non
     page.goto(console)
     search(page, "Opened", "event type")
     expect(page.get_by_role("heading", name="Events of type Opened")).to_be_visible()
-    expect(page.get_by_role("row")).to_have_count(1 + 8)  # six imported, mallory, acc-cmd
+    # six imported, mallory, acc-cmd, bob and the blank id
+    expect(page.get_by_role("row")).to_have_count(1 + 10)
     bo = page.get_by_role("row").filter(has_text="account|acc-2")
     expect(bo).to_contain_text('{"owner": "Bo Chen"}')
 
@@ -88,14 +90,100 @@ def test_bad_input_gets_a_page_that_names_it(page: Page, console: str) -> None:
         ("/stream?id=account|acc-1&at=two", 400, "at must be a whole number, got 'two'"),
         ("/stream?id=account|acc-1&at=0", 400, "at must be at least 1, got 0"),
         ("/stream?id=account|nobody", 404, "no stream named 'account|nobody'"),
-        ("/events/abc", 400, "an event position is a whole number, got 'abc'"),
+        ("/events/abc", 400, "position must be a whole number, got 'abc'"),
         ("/events/99999", 404, "no event at global position 99999"),
         ("/?q=x&by=colour", 400, "by must be 'id' or 'type', got 'colour'"),
         ("/throughput?window=2y", 400, "window must be one of 15m, 1h, 6h, 24h, 7d, got '2y'"),
         ("/no/such/page", 404, "nothing at /no/such/page"),
-    ]
+        # Past a 64-bit integer: the database driver would overflow.
+        ("/events/99999999999999999999", 400,
+         "position must be at most 9223372036854775807, got '99999999999999999999'"),
+        ("/stream?id=account|acc-1&from=99999999999999999999999", 400,
+         "from must be at most 9223372036854775807, got '99999999999999999999999'"),
+        ("/?q=Opened&by=type&after=99999999999999999999", 400,
+         "after must be at most 9223372036854775807, got '99999999999999999999'"),
+        ("/?page=-99999999999999999999", 400, "page must be at least 1, got '-9999"),
+        ("/events/9223372036854775807", 404, "no event at global position 9223372036854775807"),
+    ]  # fmt: skip
     for path, status, message in cases:
         response = page.goto(console + path)
         assert response is not None and response.status == status, path
         expect(page.locator("p.detail")).to_contain_text(message)
         expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+def test_timeline_keeps_the_events_when_the_state_cannot_be_rebuilt(
+    page: Page, console: str
+) -> None:
+    # One event of a type no behavior registers: the behavior cannot replay it.
+    response = page.goto(console + "/stream?id=account|raw")
+    assert response is not None and response.status == 200
+    rows = page.locator("section.timeline").get_by_role("row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text(UNKNOWN_TYPE)
+    expect(rows.nth(1)).to_contain_text('{"reason": "audit"}')
+    expect(page.get_by_role("heading", name="State at revision 1")).to_be_visible()
+    expect(page.locator("#state-note")).to_contain_text("Cannot rebuild the state at revision 1:")
+    expect(page.locator("#state-note")).to_contain_text(UNKNOWN_TYPE)
+
+    # A blank entity id, which the engine refuses to address.
+    response = page.goto(console + "/stream?id=account|")
+    assert response is not None and response.status == 200
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text('{"owner": "Nobody"}')
+    expect(page.locator("#state-note")).to_have_text(
+        "Cannot rebuild the state at revision 1: entity id must not be empty or blank, got ''"
+    )
+
+
+def test_a_long_timeline_opens_on_the_page_of_the_revision_shown(page: Page, console: str) -> None:
+    page.goto(console)
+    page.get_by_role("link", name="account|bob").click()
+    expect(page.get_by_text(f"{LONG_STREAM} events · entity type account")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"State at revision {LONG_STREAM}")).to_be_visible()
+    rows = page.locator("section.timeline tbody").get_by_role("row")
+    expect(rows).to_have_count(LONG_STREAM - 100)  # revisions 101 to 123
+    expect(rows.first.locator("td").first).to_have_text("101")
+    highlighted = page.locator("section.timeline tr.current")
+    expect(highlighted.locator("td").first).to_have_text(str(LONG_STREAM))
+
+    page.get_by_role("link", name="« First events").click()
+    expect(rows).to_have_count(100)
+    expect(rows.first.locator("td").first).to_have_text("1")
+    expect(page.get_by_role("heading", name=f"State at revision {LONG_STREAM}")).to_be_visible()
+    expect(highlighted).to_have_count(0)  # revision 123 is on the next page
+
+    page.get_by_role("link", name="Later events →").click()
+    rows.nth(9).get_by_role("link", name="110", exact=True).click()
+    expect(page.get_by_role("heading", name="State at revision 110")).to_be_visible()
+    expect(highlighted.locator("td").first).to_have_text("110")
+    expect(page.locator("#state")).to_contain_text('"owner": "Bob Stone"')
+
+    # From the event, the state before and after it open on its page, with its row marked.
+    highlighted.get_by_role("link", name=re.compile("^#")).click()
+    expect(page.get_by_role("heading", name=re.compile("^Deposited #"))).to_be_visible()
+    page.get_by_role("link", name="State before").click()
+    expect(page.get_by_role("heading", name="State at revision 109")).to_be_visible()
+    expect(highlighted.locator("td").first).to_have_text("109")
+    page.go_back()
+    page.get_by_role("link", name="State after this event").click()
+    expect(page.get_by_role("heading", name="State at revision 110")).to_be_visible()
+    expect(highlighted.locator("td").first).to_have_text("110")
+
+
+def test_paging_past_the_end_says_so(page: Page, console: str) -> None:
+    page.goto(console + "/?page=3")
+    expect(page.get_by_text("Page 3 is past the end of the list.")).to_be_visible()
+    expect(page.get_by_text("The store holds no streams yet.")).to_have_count(0)
+    page.get_by_role("link", name="« First page").click()
+    expect(page.get_by_role("link", name="account|acc-1")).to_be_visible()
+
+    page.goto(console + "/?q=acc&page=2")
+    expect(page.get_by_text("Page 2 is past the end of the list.")).to_be_visible()
+    expect(page.get_by_text("No stream id contains")).to_have_count(0)
+
+    page.goto(console + "/stream?id=account|acc-2&from=40")
+    expect(page.locator("section.timeline")).to_contain_text(
+        "Revision 40 is past the end: the stream ends at revision 6."
+    )
+    expect(page.get_by_text("may have been deleted")).to_have_count(0)

@@ -1,13 +1,15 @@
-"""The console as a Starlette application: routes, error pages, headers, and its lifespan.
+"""The console as a Starlette application: routes, error pages, middleware, and its lifespan.
 
-The lifespan starts the lag sampler and, when given one, the application's engine (for
-states at a revision and for commands); on shutdown it stops both and closes the store.
+The lifespan starts the lag sampler and, when given one that is not running, the
+application's engine (for states at a revision and for commands); on shutdown it stops
+both and closes the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -19,31 +21,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..engine import Engine
 from ..errors import EventActorsError, StoreUnavailable
 from ..stores.protocols import Store
 from . import views_charts, views_commands, views_entity, views_streams
+from .console_state import Console
+from .hosts import LOCAL_HOSTS
 from .lag_sampler import LagSampler
-from .pages import Console, PageError, make_templates, render
+from .middleware import SecurityHeaders, ServerErrors
+from .params import PageError
+from .rendering import error_page, make_templates
 
 STATIC = Path(__file__).parent / "static"
 
-#: Loopback names: a console bound to 127.0.0.1 answers only to these, so that a page on
-#: another site cannot reach it through a name that resolves to 127.0.0.1 (DNS rebinding).
-LOCAL_HOSTS = ("127.0.0.1", "localhost")
-
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    ),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
+logger = logging.getLogger("eventactors.console")
 
 
 def create_app(
@@ -56,7 +48,11 @@ def create_app(
 ) -> Starlette:
     """The console over `store`. With `engine` (an application's engine on the same store,
     started here if it is not running), it shows states at a revision; with
-    `allow_commands` too, it offers a form that sends commands."""
+    `allow_commands` too, it offers a form that sends commands.
+
+    The console owns `store`: it closes it on shutdown (through the engine when it started
+    the engine, whose `stop` closes its store). An engine that was already running is its
+    starter's to stop, and so is its store."""
     if engine is not None and engine.store is not store:
         raise ValueError("the engine must run on the console's store")
     console = Console(
@@ -78,11 +74,16 @@ def create_app(
             yield
         finally:
             sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
-            if engine is not None and started_engine:
-                await engine.stop()
-            await store.close()
+            try:
+                # gather, not await: a sampler that died must not skip the steps below
+                [ended] = await asyncio.gather(sampler, return_exceptions=True)
+                if not isinstance(ended, asyncio.CancelledError):
+                    logger.error("the console's lag sampler had stopped: %r", ended)
+            finally:
+                if engine is not None and started_engine:
+                    await engine.stop()  # closes the store
+                elif engine is None:
+                    await store.close()
 
     routes = [
         Route("/", views_streams.browse, name="streams"),
@@ -97,6 +98,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(ServerErrors),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
         ],
         exception_handlers={
@@ -113,42 +115,18 @@ def create_app(
 
 async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
-    return _error_page(request, exc.status, exc.title, exc.detail)
+    return error_page(request, exc.status, exc.title, exc.detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return _error_page(request, 404, "Not found", f"nothing at {request.url.path}")
+        return error_page(request, 404, "Not found", f"nothing at {request.url.path}")
     if exc.status_code == 405:
-        return _error_page(request, 405, "Method not allowed", f"{request.method} is not allowed")
-    return _error_page(request, exc.status_code, "Error", str(exc.detail))
+        return error_page(request, 405, "Method not allowed", f"{request.method} is not allowed")
+    return error_page(request, exc.status_code, "Error", str(exc.detail))
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EventActorsError)
-    return _error_page(request, 503, "Store unavailable", str(exc))
-
-
-def _error_page(request: Request, status: int, title: str, detail: str) -> Response:
-    return render(request, "error.html", {"title": title, "detail": detail}, status=status)
-
-
-class SecurityHeaders:
-    """Adds a strict content security policy and framing headers to every response: even a
-    payload that escaped its escaping could run no script."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    return error_page(request, 503, "Store unavailable", str(exc))

@@ -4,6 +4,7 @@ console samples offsets against the head while it runs, into a bounded ring buff
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from .. import inspection
 from ..errors import EventActorsError
 from ..stores.protocols import Store
 
+logger = logging.getLogger(__name__)
+
 #: At the default interval of 5 s, an hour of history.
 DEFAULT_CAPACITY = 720
 
@@ -20,7 +23,6 @@ DEFAULT_CAPACITY = 720
 @dataclass(frozen=True, slots=True)
 class LagSample:
     at: float  # Unix time, seconds
-    head: int
     lags: dict[str, int]  # projection name -> events behind the head
 
 
@@ -42,15 +44,18 @@ class LagSampler:
             self.last_error = str(exc) or type(exc).__name__
             return
         self.last_error = None
-        head = max((offset.head for offset in offsets), default=0)
-        self.samples.append(
-            LagSample(time.time(), head, {offset.name: offset.lag for offset in offsets})
-        )
+        self.samples.append(LagSample(time.time(), {offset.name: offset.lag for offset in offsets}))
 
     async def run(self) -> None:
-        """Samples until cancelled (the app's lifespan owns this task)."""
+        """Samples until cancelled (the app's lifespan owns this task). An unexpected error
+        is shown on the lag page and logged, and sampling goes on: a chart that silently
+        stopped would say the lag stood still."""
         while True:
-            await self.sample()
+            try:
+                await self.sample()
+            except Exception as exc:
+                self.last_error = f"the lag sampler failed: {exc!r}"
+                logger.exception("the console's lag sampler failed; it samples again")
             await asyncio.sleep(self.interval)
 
     def chart_data(self) -> dict[str, Any]:

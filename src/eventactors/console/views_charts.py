@@ -9,7 +9,9 @@ from starlette.responses import Response
 
 from .. import inspection
 from ..errors import EventActorsError
-from .pages import PageError, console_of, render
+from .console_state import console_of
+from .params import PageError
+from .rendering import render
 
 #: The throughput windows a person can pick: (label, window, bucket, bucket label).
 WINDOWS: dict[str, tuple[str, timedelta, timedelta, str]] = {
@@ -22,12 +24,16 @@ WINDOWS: dict[str, tuple[str, timedelta, timedelta, str]] = {
 
 
 async def lag(request: Request) -> Response:
+    """Each projection's offset and lag now, read from the store, beside the lag over time
+    that the sampler kept: the store holds only current offsets, so the history exists only
+    while the console runs. A store that cannot be read gives a 503 page that says so and
+    still shows the samples taken before."""
     console = console_of(request)
     try:
         offsets = await inspection.projection_offsets(console.store)
         error = None
-    except (EventActorsError, ValueError) as exc:
-        offsets, error = [], str(exc)
+    except (EventActorsError, OSError, ValueError) as exc:  # StoreUnavailable among them
+        offsets, error = [], str(exc) or type(exc).__name__
     sampler = console.sampler
     return render(
         request,
@@ -40,10 +46,13 @@ async def lag(request: Request) -> Response:
             "interval": sampler.interval,
             "chart": sampler.chart_data(),
         },
+        status=503 if error is not None else 200,
     )
 
 
 async def throughput(request: Request) -> Response:
+    """Events written per bucket over a chosen window, counted from the events' own
+    timestamps: the store keeps no rates, so the window picks how much of the log is read."""
     console = console_of(request)
     key = request.query_params.get("window", "1h")
     if key not in WINDOWS:

@@ -1,11 +1,14 @@
 """Sending a command from the entity page: only with `--allow-commands`, only with the token.
 
 The form is urlencoded; it is parsed here with the standard library, so the console needs no
-multipart parser.
+multipart parser. After a command is accepted, the redirect to the timeline carries a notice
+signed with the console's key, so that no link can make the page claim a command was sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from urllib.parse import parse_qs, urlencode
 
@@ -14,21 +17,29 @@ from starlette.responses import RedirectResponse, Response
 
 from ..errors import EventActorsError, Rejected
 from ..records import split_persistence_id
-from .commands import build_command, find_command
-from .pages import PageError, console_of
+from .command_forms import build_command, find_command
+from .console_state import Console, console_of
+from .params import PageError
 
 MAX_FORM_BYTES = 256 * 1024
 SEND_TIMEOUT = 10.0
 
 
 async def send_command(request: Request) -> Response:
+    """Sends one command through the console's engine and shows the timeline after it.
+
+    Every check comes before the send, each with its own page, because a person who gets
+    "failed" must know whether anything was written: only the engine's answer says a command
+    was accepted (303 to the timeline), rejected by the behavior (422), or not applied (409).
+    """
     console = console_of(request)
     if not console.allow_commands:
         raise PageError(
             403, "Read-only console", "this console is read-only: start it with --allow-commands"
         )
     form = await _form(request)
-    if not secrets.compare_digest(form.get("csrf", ""), console.csrf_token):
+    # Bytes, not str: compare_digest refuses a str with characters outside ASCII.
+    if not secrets.compare_digest(form.get("csrf", "").encode(), console.csrf_token.encode()):
         raise PageError(
             403, "Form expired", "the form's CSRF token is missing or wrong: reload the page"
         )
@@ -59,8 +70,36 @@ async def send_command(request: Request) -> Response:
         raise PageError(422, "Command rejected", detail) from None
     except EventActorsError as exc:
         raise PageError(409, "Command failed", f"{name} failed: {exc}") from None
-    query = urlencode({"id": persistence_id, "sent": name, "at": reply.revision})
+    revision = str(reply.revision)
+    query = urlencode(
+        {
+            "id": persistence_id,
+            "at": revision,
+            "sent": name,
+            "sig": notice_signature(console, persistence_id, name, revision),
+        }
+    )
     return RedirectResponse(f"/stream?{query}", status_code=303)
+
+
+def notice_signature(console: Console, persistence_id: str, name: str, revision: str) -> str:
+    """The signature of "command `name` took `persistence_id` to `revision`"."""
+    message = "\0".join((persistence_id, name, revision)).encode()
+    return hmac.new(console.notice_key, message, hashlib.sha256).hexdigest()
+
+
+def sent_notice(request: Request, persistence_id: str) -> str | None:
+    """The name of the command the console just sent to this stream, if the request carries
+    the console's own signed notice (and commands are allowed); else None."""
+    console = console_of(request)
+    params = request.query_params
+    name, revision = params.get("sent", ""), params.get("at", "")
+    if not console.allow_commands or not name:
+        return None
+    expected = notice_signature(console, persistence_id, name, revision)
+    if not hmac.compare_digest(params.get("sig", "").encode(), expected.encode()):
+        return None
+    return name
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The entity timeline: a stream's events in order, and the state at a chosen revision.
 
 The state is rebuilt by the application's own behavior (`engine.get_state(..., at_revision=)`),
-so it needs `--app`; without it the page shows the events only and says so.
+so it needs `--app`; without it, or when the behavior cannot rebuild it, the page still shows
+the events and says in the state panel why there is no state.
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ from .. import inspection
 from ..engine import Engine
 from ..errors import EventActorsError
 from ..records import split_persistence_id
-from .commands import command_choices
-from .pages import PageError, compact_json, console_of, int_param, render
+from .command_forms import command_choices
+from .console_state import console_of
+from .formatting import event_rows
+from .params import PageError, int_param
+from .rendering import render
+from .views_commands import sent_notice
 
 PAGE_SIZE = 100
 STATE_TIMEOUT = 10.0
 
 
 async def timeline(request: Request) -> Response:
+    """A stream's events a page at a time beside its state at revision `at` (the latest by
+    default). Without `from`, the page is the one that holds `at`, so that the highlighted
+    row and the state shown are always of the same revision."""
     console = console_of(request)
     persistence_id = request.query_params.get("id", "")
     if not persistence_id:
@@ -32,18 +40,11 @@ async def timeline(request: Request) -> Response:
     if highest == 0:
         raise PageError(404, "No such stream", f"no stream named {persistence_id!r}")
     entity_type, entity_id = split_persistence_id(persistence_id)
-    start = int_param(request, "from", default=1, minimum=1)
     at = _revision_param(request, persistence_id, highest)
+    start = int_param(request, "from", default=page_start(at), minimum=1)
     envelopes = await inspection.stream_events(
         console.store, persistence_id, from_sequence=start, limit=PAGE_SIZE
     )
-    rows = [
-        {
-            "envelope": envelope,
-            "summary": compact_json(inspection.payload_as_data(console.store, envelope)),
-        }
-        for envelope in envelopes
-    ]
     last = envelopes[-1].sequence_number if envelopes else start - 1
     context: dict[str, Any] = {
         "nav": "streams",
@@ -51,13 +52,14 @@ async def timeline(request: Request) -> Response:
         "entity_type": entity_type,
         "entity_id": entity_id,
         "highest": highest,
-        "rows": rows,
+        "rows": event_rows(console.store, envelopes),
         "start": start,
+        "previous_from": max(1, start - PAGE_SIZE) if start > 1 else None,
         "next_from": last + 1 if last < highest else None,
         "at": at,
         "state": None,
         "state_note": None,
-        "sent": request.query_params.get("sent", ""),
+        "sent": sent_notice(request, persistence_id),
         "commands": [],
     }
     engine = console.engine
@@ -72,10 +74,20 @@ async def timeline(request: Request) -> Response:
             "so the console cannot rebuild its state."
         )
     else:
-        context["state"] = await _state_at(engine, entity_type, entity_id, at)
-        if console.allow_commands:
-            context["commands"] = command_choices(engine, entity_type)
+        try:
+            context["state"] = await _state_at(engine, entity_type, entity_id, at)
+        except (EventActorsError, ValueError) as exc:
+            # The events are still worth reading: they are what the behavior cannot replay.
+            context["state_note"] = f"Cannot rebuild the state at revision {at}: {exc}"
+        else:
+            if console.allow_commands:
+                context["commands"] = command_choices(engine, entity_type)
     return render(request, "timeline.html", context)
+
+
+def page_start(revision: int) -> int:
+    """The first revision of the page of the timeline that shows `revision`."""
+    return (revision - 1) // PAGE_SIZE * PAGE_SIZE + 1
 
 
 def _revision_param(request: Request, persistence_id: str, highest: int) -> int:
@@ -90,14 +102,7 @@ def _revision_param(request: Request, persistence_id: str, highest: int) -> int:
 
 
 async def _state_at(engine: Engine, entity_type: str, entity_id: str, at: int) -> Any:
-    try:
-        state, _ = await engine.get_state(
-            entity_type, entity_id, at_revision=at, timeout=STATE_TIMEOUT
-        )
-    except (EventActorsError, ValueError) as exc:
-        raise PageError(
-            409, "Cannot rebuild the state", f"{entity_type}|{entity_id} at revision {at}: {exc}"
-        ) from None
+    state, _ = await engine.get_state(entity_type, entity_id, at_revision=at, timeout=STATE_TIMEOUT)
     try:
         return msgspec.to_builtins(state)
     except TypeError:  # a state type msgspec cannot walk (a protobuf message): show its text

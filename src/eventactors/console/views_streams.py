@@ -6,7 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import inspection
-from .pages import PageError, compact_json, console_of, int_param, render
+from .console_state import console_of
+from .formatting import event_rows
+from .params import PageError, int_param, parse_int
+from .rendering import render
 
 PAGE_SIZE = 50
 SEARCH_MODES = ("id", "type")
@@ -26,42 +29,31 @@ async def browse(request: Request) -> Response:
             store, event_type=query, after_position=after, limit=PAGE_SIZE + 1
         )
         events = found[:PAGE_SIZE]
-        rows = [
-            {
-                "envelope": envelope,
-                "summary": compact_json(inspection.payload_as_data(store, envelope)),
-            }
-            for envelope in events
-        ]
         context |= {
-            "events": rows,
+            "events": event_rows(store, events),
             "after": after,
             "next_after": events[-1].global_position if len(found) > PAGE_SIZE else None,
         }
         return render(request, "events_by_type.html", context)
     page = int_param(request, "page", default=1, minimum=1)
-    offset = (page - 1) * PAGE_SIZE
     streams = await inspection.list_streams(
-        store, search=query or None, limit=offset + PAGE_SIZE + 1
+        store, search=query or None, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
     )
     context |= {
-        "streams": streams[offset : offset + PAGE_SIZE],
+        "streams": streams[:PAGE_SIZE],
         "page": page,
-        "has_next": len(streams) > offset + PAGE_SIZE,
+        "has_next": len(streams) > PAGE_SIZE,
     }
     return render(request, "streams.html", context)
 
 
 async def event_detail(request: Request) -> Response:
+    """One event with everything stored beside its payload (ids, causation, metadata), since
+    a person asking "why did this happen" needs the command and correlation ids, not only
+    the payload the tables summarise."""
     store = console_of(request).store
-    raw = request.path_params["position"]
-    try:
-        position = int(raw)
-    except ValueError:
-        raise PageError(
-            400, "Bad event position", f"an event position is a whole number, got {raw!r}"
-        ) from None
-    envelope = await inspection.event_by_position(store, position) if position > 0 else None
+    position = parse_int("position", request.path_params["position"], default=0, minimum=1)
+    envelope = await inspection.event_by_position(store, position)
     if envelope is None:
         raise PageError(404, "No such event", f"no event at global position {position}")
     return render(

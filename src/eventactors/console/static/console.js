@@ -8,7 +8,8 @@
     if (!source || typeof uPlot === "undefined") return;
     var chart = JSON.parse(source.textContent);
     var bars = el.dataset.kind === "bars";
-    var series = [{}];
+    // The legend's time, like the axis, is in UTC (through tzDate below), and says so.
+    var series = [{ label: "Time (UTC)", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" }];
     var data = [chart.times];
     var points = 0;
     chart.series.forEach(function (s, i) {

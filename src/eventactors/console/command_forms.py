@@ -1,4 +1,5 @@
-"""What the console knows about an entity type's commands, and how it builds one from JSON.
+"""The command form: which command types the console offers for an entity type, how each
+is described to the person, and how the one chosen is built from the form's JSON body.
 
 A behavior may declare `commands = (...)`: those are the only types the console offers. A
 behavior that declares none accepts anything, so the console cannot know what to offer.
@@ -25,18 +26,22 @@ _PLACEHOLDERS: dict[type, Any] = {
 
 @dataclass(frozen=True, slots=True)
 class CommandChoice:
+    """One option of the form's command menu. It carries its fields and a sample body because
+    a person cannot be expected to know a command's JSON shape, and a body that starts with
+    every required field lets them change values rather than guess names."""
+
     name: str
     cls: type
-    fields: str  # "amount: int, note: str = ''", for the person choosing
+    fields: str  # "amount: int, note: str (optional)", for the person choosing
     sample: str  # a JSON body with every required field, to start from
 
 
 def declared_commands(engine: Engine, entity_type: str) -> tuple[type, ...]:
     """The command types the entity type's behavior declares (empty if it declares none)."""
-    # The engine keeps no public map from entity type to behavior class yet; `_kinds` is the
-    # registry `register` fills.
-    kind = engine._kinds.get(entity_type)
-    return tuple(kind.behavior_class.commands) if kind is not None else ()
+    for registered, behavior_class, _ in engine.registrations():
+        if registered == entity_type:
+            return tuple(getattr(behavior_class, "commands", ()))
+    return ()
 
 
 def command_choices(engine: Engine, entity_type: str) -> list[CommandChoice]:
