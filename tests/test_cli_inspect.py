@@ -81,10 +81,10 @@ async def test_tables_fall_back_to_plain_text_without_rich(db, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "rich.console", None)
     out = await ok(capsys, "streams", "--store", db)
     assert out.splitlines() == [
-        "stream       events  last event (UTC)",
-        "account|ann       3  2024-05-01 09:00:03.000",
-        "account|bob       2  2024-05-02 09:00:01.000",
-        "loan|L-1          1  2024-05-03 09:00:01.000",
+        "stream       last seq  events  last event (UTC)",
+        "account|ann         3       3  2024-05-01 09:00:03.000",
+        "account|bob         2       2  2024-05-02 09:00:01.000",
+        "loan|L-1            1       1  2024-05-03 09:00:01.000",
     ]
 
 
@@ -185,7 +185,10 @@ async def test_state_with_an_engine_from_a_module_in_the_current_directory(db, t
     ("app", "message"),
     [
         ("nonsense", "an app is given as module:engine or module:factory, got 'nonsense'"),
-        ("no.such.module:x", "cannot load app 'no.such.module:x': No module named 'no'"),
+        (
+            "no.such.module:x",
+            "cannot load app 'no.such.module:x': ModuleNotFoundError: No module named 'no'",
+        ),
         ("eventactors_examples.bank.app:missing", "cannot load app"),
     ],
 )
@@ -212,12 +215,17 @@ async def test_projections_from_offsets_and_from_the_app(db, capsys):
     await store.save_offset("audit", 4)
     await store.close()
     out = await ok(capsys, "projections", "--store", db, "--json")
-    assert json.loads(out) == [{"name": "audit", "position": 4, "head": 6, "lag": 2}]
+    assert json.loads(out) == [
+        {"name": "audit", "position": 4, "head": 6, "lag": 2, "state": "not running here"}
+    ]
     out = await ok(capsys, "projections", "--store", db, "--app", BANK_APP)
+    assert out.splitlines()[0].split() == [
+        "projection", "┃", "position", "┃", "head", "┃", "lag", "┃", "state", "┃", "in", "app",
+    ]  # fmt: skip
     rows = [line.split() for line in out.splitlines()[2:]]
     assert rows == [
-        ["audit", "│", "4", "│", "6", "│", "2", "│", "no"],
-        ["balances", "│", "0", "│", "6", "│", "6", "│", "yes"],
+        ["audit", "│", "4", "│", "6", "│", "2", "│", "not", "running", "here", "│", "no"],
+        ["balances", "│", "0", "│", "6", "│", "6", "│", "not", "running", "here", "│", "yes"],
     ]
 
 
@@ -226,7 +234,9 @@ async def test_rebuild_prints_its_status_as_json(db, capsys):
     status = json.loads(out)
     assert (status["name"], status["position"], status["lag"]) == ("balances", 6, 0)
     out = await ok(capsys, "projections", "--store", db, "--json")
-    assert json.loads(out) == [{"name": "balances", "position": 6, "head": 6, "lag": 0}]
+    assert json.loads(out) == [
+        {"name": "balances", "position": 6, "head": 6, "lag": 0, "state": "not running here"}
+    ]
 
 
 async def test_stats_per_type_entity_type_and_day(db, capsys):
@@ -264,7 +274,8 @@ async def test_an_unreachable_server_is_one_line_and_exit_1(capsys, args):
     dsn = "postgresql://postgres@127.0.0.1:1/x"
     code, out, err = await acli(capsys, *args, "--store", dsn)
     assert (code, out) == (1, "")
-    assert err.startswith(f"eventactors {args[0]}: store unavailable: PostgreSQL 127.0.0.1:1/x")
+    assert err.startswith(f"eventactors {args[0]}: PostgreSQL 127.0.0.1:1/x")
+    assert "is unavailable: ConnectionRefusedError" in err
     assert len(err.splitlines()) == 1
 
 

@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import msgspec
 import pytest
 import pytest_asyncio
@@ -80,9 +81,9 @@ async def test_list_streams_counts_filters_and_limits(store):
     await bank(store)
     streams = await inspection.list_streams(store)
     assert streams == [
-        StreamSummary("account|ann", "account", "ann", 3, DAY + timedelta(seconds=3)),
-        StreamSummary("account|bob", "account", "bob", 2, DAY + timedelta(days=1, seconds=1)),
-        StreamSummary("loan|L-1", "loan", "L-1", 1, DAY + timedelta(days=2, seconds=1)),
+        StreamSummary("account|ann", "account", "ann", 3, 3, DAY + timedelta(seconds=3)),
+        StreamSummary("account|bob", "account", "bob", 2, 2, DAY + timedelta(days=1, seconds=1)),
+        StreamSummary("loan|L-1", "loan", "L-1", 1, 1, DAY + timedelta(days=2, seconds=1)),
     ]
     assert [s.entity_id for s in await inspection.list_streams(store, entity_type="loan")] == [
         "L-1"
@@ -90,6 +91,17 @@ async def test_list_streams_counts_filters_and_limits(store):
     assert [s.entity_id for s in await inspection.list_streams(store, search="BO")] == ["bob"]
     assert len(await inspection.list_streams(store, limit=2)) == 2
     assert await inspection.list_streams(store, entity_type="nope") == []
+
+
+async def test_list_streams_tells_the_highest_sequence_from_the_events_held(store):
+    await bank(store)
+    await store.delete_events_to("account|ann", 2)
+    await store.delete_events_to("loan|L-1", 1)
+    ann, _, loan = await inspection.list_streams(store)
+    assert (ann.highest_sequence, ann.events, ann.last_timestamp) == (
+        3, 1, DAY + timedelta(seconds=3),
+    )  # fmt: skip
+    assert (loan.highest_sequence, loan.events, loan.last_timestamp) == (1, 0, None)
 
 
 async def test_list_streams_skips_an_offset_without_reading_the_skipped(store):
@@ -251,7 +263,7 @@ async def test_payload_and_envelope_as_data(store):
     data = inspection.envelope_as_data(store, opened)
     assert json.loads(json.dumps(data)) == data
     assert data["persistence_id"] == "account|ann" and data["sequence_number"] == 1
-    assert data["timestamp"] == (DAY + timedelta(seconds=1)).isoformat()
+    assert data["timestamp"] == "2024-05-01T09:00:01Z"
     assert set(data) >= {"event_id", "event_type", "tags", "metadata", "command_id", "payload"}
 
 
@@ -311,7 +323,7 @@ async def test_a_file_that_is_no_store_is_not_turned_into_one(tmp_path):
 
 async def test_postgres_unreachable_or_without_the_schema(pg_schema):
     unreachable = inspection.open_existing_store("postgresql://postgres@127.0.0.1:1/x")
-    with pytest.raises(InspectionError, match=r"unavailable: PostgreSQL 127\.0\.0\.1:1/x"):
+    with pytest.raises(InspectionError, match=r"PostgreSQL 127\.0\.0\.1:1/x.* is unavailable"):
         await inspection.check_reachable(unreachable)
     missing = inspection.open_existing_store(DSN, schema=pg_schema)
     with pytest.raises(InspectionError, match=f"no such store: .*'{pg_schema}'"):
@@ -378,7 +390,7 @@ async def test_load_app_from_an_engine_or_a_factory(store, app_module):
     assert [options["passivate_after"] for *_, options in inspection.registrations(bare)] == [0.5]
     built = await inspection.load_app(f"{app_module}:with_projection", store)
     assert inspection.projection_names(built) == ["audit"]
-    with pytest.raises(InspectionError, match="failed to build its engine: the balances"):
+    with pytest.raises(InspectionError, match="failed to build its engine: TypeError: the bal"):
         await inspection.load_app("eventactors_examples.bank.app:build_engine", ea.MemoryStore())
 
 
@@ -388,7 +400,7 @@ async def test_load_app_from_an_engine_or_a_factory(store, app_module):
         ("", "module:engine or module:factory, got"),
         (":nope", "cannot load app .*nope"),
         (":not_an_engine", "returned 42, not an Engine"),
-        (":broken", "failed to build its engine: no database configured"),
+        (":broken", "failed to build its engine: RuntimeError: no database configured"),
         (":ea", "neither an Engine nor a factory"),
     ],
 )
@@ -397,3 +409,198 @@ async def test_load_app_names_the_spec_on_any_failure(app_module, attribute, mes
         await inspection.load_app(f"{app_module}{attribute}", ea.MemoryStore())
     with pytest.raises(InspectionError, match=r"cannot load app 'no\.such\.module:x'"):
         await inspection.load_app("no.such.module:x", ea.MemoryStore())
+
+
+# -- read-only opening --------------------------------------------------------------------
+
+
+def sqlite_fingerprint(path) -> tuple[bytes, str, list[str]]:
+    """The database's bytes, its journal mode and its tables."""
+    connection = sqlite3.connect(path)
+    try:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master ORDER BY 1")]
+    finally:
+        connection.close()
+    return path.read_bytes(), mode, tables
+
+
+async def test_open_existing_store_reads_an_sqlite_file_without_changing_it(tmp_path):
+    """An older file (no command log table) in rollback-journal mode: a writable store would
+    add the table and switch the file to WAL; the inspector's store does neither."""
+    path = tmp_path / "old.db"
+    writable = ea.SQLiteStore(path)
+    await bank(writable)
+    await writable.save_offset("balances", 2)
+    await writable.close()
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode = DELETE")
+    connection.execute("DROP TABLE ea_commands")
+    connection.close()
+    before = sqlite_fingerprint(path)
+    store = inspection.open_existing_store(str(path))
+    await inspection.check_reachable(store)
+    assert len(await inspection.list_streams(store)) == 3
+    assert (await inspection.count_events(store)).total == 6
+    assert await inspection.projection_offsets(store) == [ProjectionOffset("balances", 2, 6, 4)]
+    with pytest.raises(ea.WriteRefused, match="read-only"):
+        await store.save_offset("balances", 6)
+    await store.close()
+    assert sqlite_fingerprint(path) == before
+
+
+async def test_open_existing_store_reads_a_postgres_schema_without_recreating_tables(pg_schema):
+    writable = ea.PostgresStore(DSN, schema=pg_schema)
+    await bank(writable)
+    await writable.close()
+    connection = await asyncpg.connect(DSN)
+    await connection.execute(f'DROP TABLE "{pg_schema}".ea_commands')
+    store = inspection.open_existing_store(DSN, schema=pg_schema)
+    try:
+        await inspection.check_reachable(store)
+        assert len(await inspection.list_streams(store)) == 3
+        with pytest.raises(ea.WriteRefused, match="read-only"):
+            await store.save_offset("balances", 6)
+        found = await connection.fetchval("SELECT to_regclass($1)", f'"{pg_schema}".ea_commands')
+        assert found is None
+    finally:
+        await store.close()
+        await connection.close()
+
+
+async def test_a_writable_store_is_only_opened_on_an_existing_event_log(tmp_path):
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()
+    with pytest.raises(InspectionError, match="holds no eventactors event log"):
+        await inspection.open_checked(str(other), read_only=False)
+    assert sqlite_fingerprint(other) == (b"", "delete", [])
+    real = tmp_path / "real.db"
+    await bank(ea.SQLiteStore(real))
+    store = await inspection.open_checked(str(real), read_only=False)
+    await store.save_offset("balances", 1)  # this one writes
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("postgresql://postgres:secret@127.0.0.1:99999/db", "Port out of range 0-65535"),
+        ("postgresql://postgres:secret@127.0.0.1:notaport/db", "could not be cast to integer"),
+    ],
+)
+def test_a_malformed_postgres_url_is_named_without_its_password(dsn, message):
+    with pytest.raises(InspectionError, match=message) as refused:
+        inspection.open_existing_store(dsn)
+    assert "bad store location postgresql://postgres:***@127.0.0.1:" in str(refused.value)
+    assert "secret" not in str(refused.value)
+
+
+# -- timestamps, payloads -----------------------------------------------------------------
+
+
+async def test_naive_and_offset_timestamps_of_other_writers_read_as_utc(tmp_path):
+    path = tmp_path / "foreign.db"
+    writable = ea.SQLiteStore(path)
+    await bank(writable)
+    await writable.close()
+    connection = sqlite3.connect(path)  # as another writer left them
+    connection.execute(
+        "UPDATE ea_events SET timestamp = '2024-05-01T10:00:00' WHERE global_position = 1"
+    )
+    connection.execute(
+        "UPDATE ea_events SET timestamp = '2024-05-03T04:30:00-05:00' WHERE global_position = 6"
+    )
+    connection.commit()
+    connection.close()
+    store = inspection.open_existing_store(str(path))
+    counts = await inspection.count_events(store, since=datetime(2024, 5, 3, 9, tzinfo=UTC))
+    assert (counts.total, counts.by_day) == (1, {"2024-05-03": 1})  # 04:30-05:00 is 09:30 UTC
+    assert (await inspection.count_events(store, since=datetime(2024, 5, 1, 10))).total == 3
+    loan = (await inspection.list_streams(store, entity_type="loan"))[0]
+    assert loan.last_timestamp == datetime(2024, 5, 3, 9, 30, tzinfo=UTC)
+    assert loan.last_timestamp.utcoffset() == timedelta(0)
+    [first] = await store.read_all(0, 1)
+    assert inspection.envelope_as_data(store, first)["timestamp"] == "2024-05-01T10:00:00Z"
+    rate = await inspection.write_rate(store, bucket=timedelta(days=1), since=DAY, until=DAY)
+    assert rate == [(DAY, 0)]
+    await store.close()
+
+
+def test_a_binary_payload_is_never_taken_for_json():
+    envelope = ea.EventEnvelope(
+        event_id="e", persistence_id="t|1", entity_type="t", entity_id="1", sequence_number=1,
+        global_position=1, event_type="bank.v1.Opened", timestamp=DAY, tags=(), metadata={},
+        command_id="", correlation_id="", payload=b"[1]", _decode=lambda e: None,
+    )  # fmt: skip
+    assert inspection.payload_as_data(ea.ProtobufSerializer(), envelope) == {
+        "undecodable": "5b315d",
+        "bytes": 3,
+    }
+    assert inspection.payload_as_data(ea.JsonSerializer(), envelope) == [1]
+
+
+async def test_projection_offsets_of_saved_and_declared_names_against_one_head(store):
+    await bank(store)
+    await store.save_offset("balances", 4)
+    assert await inspection.projection_offsets(store, also=["audit", "balances"]) == [
+        ProjectionOffset("audit", 0, 6, 6),
+        ProjectionOffset("balances", 4, 6, 2),
+    ]
+
+
+async def test_follow_events_of_a_stream_from_a_sequence_number(store):
+    await bank(store)
+    seen: list[ea.EventEnvelope] = []
+
+    async def follow() -> None:
+        async for envelope in inspection.follow_events(
+            store, after_position=6, persistence_id="account|bob", from_sequence=4, poll=0.05
+        ):
+            seen.append(envelope)
+
+    task = asyncio.create_task(follow())
+    try:
+        await write(store, "account", "bob", Deposited(3), Deposited(4))  # sequences 3 and 4
+        await wait_until(lambda: len(seen) >= 1, timeout=10)
+    finally:
+        task.cancel()
+    assert [e.sequence_number for e in seen] == [4]
+
+
+# -- applications -------------------------------------------------------------------------
+
+BAD_MODULES = {
+    "syntax": ("def x(:\n", "SyntaxError: "),
+    "raises": ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+    "undefined": ("undefined_name\n", "NameError: name 'undefined_name' is not defined"),
+    "environ": ("import os\nos.environ['EA_NO_SUCH_VARIABLE']\n", "KeyError: 'EA_NO_SUCH"),
+    "exits": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_MODULES))
+async def test_load_app_names_the_spec_and_the_error_of_a_module_that_fails(
+    tmp_path, monkeypatch, kind
+):
+    body, message = BAD_MODULES[kind]
+    name = f"bad_{kind}_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(InspectionError) as refused:
+        await inspection.load_app(f"{name}:x", ea.MemoryStore())
+    assert str(refused.value).startswith(f"cannot load app '{name}:x': ")
+    assert message in str(refused.value)
+
+
+async def ignore(envelope: ea.EventEnvelope) -> None:
+    pass
+
+
+async def test_engine_projection_names_are_the_names_offsets_are_kept_under():
+    engine = ea.Engine()
+    await engine.add_projection("audit", ignore)
+    await engine.add_projection("mail", ignore, partitions=2)
+    assert engine.projection_names() == ("audit", "mail/slices-0-511", "mail/slices-512-1023")
+    assert inspection.projection_names(engine) == list(engine.projection_names())
+    await engine.remove_projection("mail")
+    assert engine.projection_names() == ("audit",)

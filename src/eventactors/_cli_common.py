@@ -1,7 +1,8 @@
 """Running an inspector subcommand: open the store it names, fail in one line, always close.
 
 Every failure a user can cause (a missing file, an unreachable server, a bad `--app`, an
-unknown name) ends as one line on stderr and exit code 1, never a traceback.
+unknown name) ends as one line on stderr and exit code 1, never a traceback. The store is
+opened read-only: only `rebuild` asks for a writable one.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from ._cli_output import error
+from ._inspection_stores import one_line, open_checked, serializer_named
 from .engine import Engine
 from .errors import EventActorsError
-from .inspection import check_reachable, load_app, open_existing_store
+from .inspection import load_app
 from .stores.protocols import Store
 
 Work = Callable[[Store], Awaitable[int]]
 
 
-def run_on_store(args: argparse.Namespace, work: Work, *, interrupted: int = 130) -> int:
-    """Runs `work` on the store of `--store` and `--schema`; Ctrl-C exits with `interrupted`."""
+def run_on_store(
+    args: argparse.Namespace, work: Work, *, interrupted: int = 130, read_only: bool = True
+) -> int:
+    """Runs `work` on the store of `--store`, `--schema` and `--serializer`; Ctrl-C exits
+    with `interrupted`."""
     try:
-        store = open_existing_store(args.store, schema=args.schema)
-        return asyncio.run(_checked(store, work))
+        return asyncio.run(_checked(args, work, read_only))
     except KeyboardInterrupt:
         return interrupted
     except BrokenPipeError:  # the reader went away (`| head`): not our failure
@@ -35,17 +39,15 @@ def run_on_store(args: argparse.Namespace, work: Work, *, interrupted: int = 130
         return error(args.command, one_line(exc))
 
 
-async def _checked(store: Store, work: Work) -> int:
+async def _checked(args: argparse.Namespace, work: Work, read_only: bool) -> int:
+    serializer = serializer_named(args.serializer)
+    store = await open_checked(
+        args.store, schema=args.schema, read_only=read_only, serializer=serializer
+    )
     try:
-        await check_reachable(store)
         return await work(store)
     finally:
         await store.close()
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return " ".join(text.split()) or type(exc).__name__
 
 
 async def app_engine(spec: str, store: Store) -> Engine:

@@ -1,5 +1,8 @@
 """`eventactors events`: a stream's history (or the whole log's), and with `--follow` what
-comes after it, live, until Ctrl-C."""
+comes after it, live, until Ctrl-C.
+
+A listing is read and printed a page at a time, as a table per page (or a line per event
+with `--json` or `--follow`), so that the whole log can be listed in bounded memory."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from ._cli_output import note, print_event, print_events
 from ._inspection_data import PAGE, log_pages
 from .inspection import follow_events, stream_events
 from .records import EventEnvelope
+from .serialization import Serializer
 from .stores.protocols import Store
 
 
@@ -21,26 +25,44 @@ def run(args: argparse.Namespace) -> int:
             serializer = (await app_engine(args.app, store)).serializer
         head = await store.head_position()  # where following starts, at the latest
         last = 0
-        shown: list[EventEnvelope] = []
+        title: str | None = "the log" if args.all else args.persistence_id
+        page: list[EventEnvelope] = []
         async for envelope in _history(store, args):
             last = envelope.global_position
             if args.follow or args.json:
                 print_event(serializer, envelope, json_lines=args.json)
-            else:
-                shown.append(envelope)
-        if shown:
-            title = "the log" if args.all else args.persistence_id
-            print_events(serializer, shown, title=title, one_stream=not args.all)
+                continue
+            page.append(envelope)
+            if len(page) == PAGE:
+                print_events(serializer, page, title=title, one_stream=not args.all)
+                page, title = [], None
+        if page:
+            print_events(serializer, page, title=title, one_stream=not args.all)
         if last == 0:
             note(args.command, await _nothing(store, args))
         if args.follow:
-            stream = None if args.all else args.persistence_id
-            after = max(head, last)
-            async for envelope in follow_events(store, after_position=after, persistence_id=stream):
-                print_event(serializer, envelope, json_lines=args.json)
+            await _follow(store, args, serializer, after=max(head, last))
         return 0
 
     return run_on_store(args, work, interrupted=0 if args.follow else 130)
+
+
+async def _follow(
+    store: Store, args: argparse.Namespace, serializer: Serializer, after: int
+) -> None:
+    """The live tail: events after `after` (every event the history printed, or the head read
+    before it), never before `--from`."""
+    if args.all:
+        events = follow_events(store, after_position=max(after, args.from_ - 1))
+    else:
+        events = follow_events(
+            store,
+            after_position=after,
+            persistence_id=args.persistence_id,
+            from_sequence=args.from_,
+        )
+    async for envelope in events:
+        print_event(serializer, envelope, json_lines=args.json)
 
 
 async def _nothing(store: Store, args: argparse.Namespace) -> str:

@@ -2,8 +2,9 @@
 
 The names come from the offsets the store holds, and with `--app` also from the projections
 the application declares (one that never saved an offset is at position 0). The application
-is not started, so this reads offsets only; a running projection's state and last error
-live in the process that runs it.
+is not started, and a projection's state and last error live only in the process that runs
+it: so each row's state is "not running here", said rather than guessed. Lag is the head's
+position minus the offset's.
 """
 
 from __future__ import annotations
@@ -17,22 +18,27 @@ from ._cli_output import note, print_json, print_table
 from .inspection import projection_names, projection_offsets
 from .stores.protocols import Store
 
+#: What the inspector can say of a projection's state: it runs, if at all, elsewhere.
+NOT_RUNNING_HERE = "not running here"
+
 
 def run(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         declared: list[str] = []
         if args.app is not None:
             declared = projection_names(await app_engine(args.app, store))
-        saved = [offset.name for offset in await projection_offsets(store)]
-        offsets = await projection_offsets(store, sorted({*saved, *declared}))
-        rows: list[dict[str, object]] = [msgspec.structs.asdict(o) for o in offsets]
-        if args.app is not None:
-            for row in rows:
-                row["in_app"] = row["name"] in declared
+        offsets = await projection_offsets(store, also=declared)
+        rows: list[dict[str, object]] = []
+        for offset in offsets:
+            row = {**msgspec.structs.asdict(offset), "state": NOT_RUNNING_HERE}
+            if args.app is not None:
+                row["in_app"] = offset.name in declared
+            rows.append(row)
         if args.json:
             print_json(rows)
         elif rows:
-            columns = ["projection", "position", "head", "lag"] + ["in app"] * bool(args.app)
+            columns = ["projection", "position", "head", "lag", "state"]
+            columns += ["in app"] * (args.app is not None)
             cells = [[_cell(value) for value in row.values()] for row in rows]
             print_table(columns, cells, numbers=("position", "head", "lag"))
         if not rows:

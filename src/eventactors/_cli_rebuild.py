@@ -1,23 +1,48 @@
-"""`eventactors rebuild`: replays a projection from the start, with a progress bar."""
+"""`eventactors rebuild`: replays a projection from the start, with a progress bar.
+
+The application must be stopped first. A projection that runs in another process meanwhile
+keeps its own position in memory and goes on writing the read model and the offset, so the
+two together count events twice. A rebuild cannot take a lock that the running application
+would respect; what it can see is the offset moving under it, to a position it did not write:
+then it stops at once, with an error, instead of finishing a corrupt read model. An
+application that writes nothing while the rebuild runs goes unseen, and does no harm then.
+
+Only the projection being rebuilt runs: the application's other projections are removed
+before the engine starts, so that a rebuild moves no other read model.
+"""
 
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
-from typing import Any
+import asyncio
+import bisect
+import contextlib
 
 from ._cli_common import app_engine, run_on_store
 from ._cli_output import print_json
-from .stores.protocols import Store
+from ._cli_progress import Progress, ProgressBar
+from .engine import Engine
+from .inspection import InspectionError, projection_names
+from .projections import ProjectionStatus
+from .stores.protocols import OffsetStore, Store
+
+#: How often the watch reads the offset when no page was committed.
+WATCH_INTERVAL = 0.2
 
 
 def run(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         engine = await app_engine(args.app, store)
+        offsets = await _only(engine, args.name)
+        watch = None if offsets is None else OffsetWatch(offsets, args.name)
         async with engine:
-            with progress_bar(f"rebuilding {args.name}", quiet=args.json) as on_progress:
-                status = await engine.rebuild_projection(args.name, on_progress=on_progress)
+            with ProgressBar(f"rebuilding {args.name}", quiet=args.json) as on_progress:
+                if watch is None:  # partitioned: each partition has an offset of its own
+                    status = await engine.rebuild_projection(args.name, on_progress=on_progress)
+                else:
+                    status = await watch.rebuild(engine, on_progress)
+        if watch is not None:
+            await watch.check_stopped(engine)
         if args.json:
             print_json(status)
         else:
@@ -27,48 +52,105 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return run_on_store(args, work)
+    return run_on_store(args, work, read_only=False)
 
 
-class progress_bar:
-    """A rich progress bar when rich is installed (the `cli` extra), else a line per 10%."""
+async def _only(engine: Engine, name: str) -> OffsetStore | None:
+    """Removes every projection but `name` (and its partitions), before the engine starts;
+    returns where `name` keeps its offset (None for a partitioned projection)."""
+    names = projection_names(engine)
+    members = [n for n in names if n == name or n.startswith(f"{name}/slices-")]
+    if not members:
+        known = ", ".join(repr(n) for n in names) or "none"
+        raise InspectionError(f"no projection named {name!r}; the app has {known}")
+    for other in names:
+        if other not in members:
+            await engine.remove_projection(other)
+    if members != [name]:
+        return None
+    offsets: OffsetStore = engine._projections.get(name).spec.offset_store  # its own, if any
+    return offsets
 
-    def __init__(self, title: str, *, quiet: bool = False) -> None:
-        self._title = title
-        self._quiet = quiet  # `--json`: stdout is for the document
-        self._bar: Any = None
-        self._task: Any = None
-        self._shown = -1
-        self._started = time.monotonic()
 
-    def __enter__(self) -> Callable[[int, int], None]:
-        if self._quiet:
-            return self._ignore
+class OffsetWatch:
+    """Reads the projection's offset while it is rebuilt, and fails on a position that this
+    rebuild did not write.
+
+    The rebuild's own commits only go up, and each is reported (`report`) right after it
+    commits, so a read that starts after report `before` and ends after report `after` can
+    only see a reported position from `before` on, or the one commit not yet reported: the
+    next one after `after`. Anything else was written by someone else."""
+
+    def __init__(self, offsets: OffsetStore, name: str) -> None:
+        self._offsets = offsets
+        self._name = name
+        self._on_progress: Progress | None = None
+        self.reported: list[int] = []  # increasing
+        self._pending: list[tuple[int, int]] = []  # (seen, highest reported when it was seen)
+        self._committed = asyncio.Event()
+
+    async def rebuild(self, engine: Engine, on_progress: Progress) -> ProjectionStatus:
+        """`engine.rebuild_projection`, failing as soon as the offset moves under it."""
+        self._on_progress = on_progress
+        watching = asyncio.ensure_future(self._watch())
+        rebuilding = asyncio.ensure_future(
+            engine.rebuild_projection(self._name, on_progress=self.report)
+        )
         try:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-        except ImportError:
-            return self._print
-        self._bar = Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )  # fmt: skip
-        self._bar.start()
-        self._task = self._bar.add_task(self._title, total=None)
-        return self._advance
+            await asyncio.wait({rebuilding, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if watching.done():
+                watching.result()  # raises: the offset moved
+            return await rebuilding
+        finally:
+            for task in (rebuilding, watching):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    def _ignore(self, position: int, head: int) -> None:
-        pass
+    def report(self, position: int, head: int) -> None:
+        self.reported.append(position)
+        self._committed.set()
+        if self._on_progress is not None:
+            self._on_progress(position, head)
 
-    def _advance(self, position: int, head: int) -> None:
-        self._bar.update(self._task, completed=position, total=max(head, position))
+    async def _watch(self) -> None:
+        """Returns only by raising, when the offset moved under the rebuild."""
+        await self._committed.wait()  # after the reset: from here on, every write is ours
+        while True:
+            self._committed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committed.wait(), WATCH_INTERVAL)
+            before = self.reported[-1]
+            seen = await self._offsets.get_offset(self._name) or 0
+            self._check(seen, before, self.reported[-1])
 
-    def _print(self, position: int, head: int) -> None:
-        percent = 100 if head <= 0 else min(100, position * 100 // head)
-        if percent // 10 > self._shown:
-            self._shown = percent // 10
-            elapsed = time.monotonic() - self._started
-            print(f"{self._title}: {position}/{head} ({percent}%, {elapsed:.1f}s)", flush=True)
+    def _check(self, seen: int, before: int, after: int) -> None:
+        ours = set(self.reported)
+        if seen in ours and seen >= before:
+            pass
+        elif seen > after:
+            self._pending.append((seen, after))
+        else:
+            raise self.moved(seen)
+        for pending in list(self._pending):
+            value, at = pending
+            index = bisect.bisect_right(self.reported, at)
+            if index < len(self.reported):  # the next commit after it was seen is known
+                if self.reported[index] != value:
+                    raise self.moved(value)
+                self._pending.remove(pending)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    async def check_stopped(self, engine: Engine) -> None:
+        """After the engine stopped: the offset must be where this rebuild left it. (Commits
+        after the rebuild returned and before the engine stopped went unreported.)"""
+        stopped = engine.projection_status(self._name).position
+        stored = await self._offsets.get_offset(self._name) or 0
+        if stored != stopped:
+            raise self.moved(stored)
+
+    def moved(self, position: int) -> InspectionError:
+        return InspectionError(
+            f"the offset of projection {self._name!r} moved to {position} under the rebuild, "
+            "a position this rebuild did not write: another process is running the projection. "
+            "Stop the application, then rebuild again: until then the read model is incomplete"
+        )

@@ -1,5 +1,9 @@
 """`eventactors state`: an entity's state, rebuilt from its history by the application's own
-behaviors, without sending it a command."""
+behaviors, without sending it a command.
+
+The store is read-only and the application's projections are removed before its engine
+starts: reading a state writes nothing, moves no read model, and can run beside the
+application itself."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import argparse
 from typing import Any
 
 from ._cli_common import app_engine, run_on_store
-from ._cli_output import note, print_json
+from ._cli_output import note, print_json, printable
 from ._inspection_data import value_as_data
 from .inspection import projection_names
 from .records import persistence_id_of
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(data)
         else:
-            print(f"{persistence_id}  revision {revision}  {data['state_type']}")
+            print(f"{printable(persistence_id)}  revision {revision}  {data['state_type']}")
             print_json(data["state"])
         if revision == 0:
             note(args.command, f"no history for {persistence_id!r}: this is the initial state")

@@ -1,4 +1,8 @@
-"""`eventactors streams`: which streams a store holds, how long, and when last written."""
+"""`eventactors streams`: which streams a store holds, how long, and when last written.
+
+"last seq" is the highest sequence number ever written, "events" how many the store still
+holds (fewer once `delete_events_to` removed some); `--json` names them `highest_sequence`
+and `events`, beside `persistence_id`, `entity_type`, `entity_id` and `last_timestamp`."""
 
 from __future__ import annotations
 
@@ -21,8 +25,15 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(shown)
         else:
-            rows = [(s.persistence_id, s.events, moment(s.last_timestamp)) for s in shown]
-            print_table(("stream", "events", "last event (UTC)"), rows, numbers=("events",))
+            rows = [
+                (s.persistence_id, s.highest_sequence, s.events, moment(s.last_timestamp))
+                for s in shown
+            ]
+            print_table(
+                ("stream", "last seq", "events", "last event (UTC)"),
+                rows,
+                numbers=("last seq", "events"),
+            )
         if limit is not None and len(streams) > limit:
             note(args.command, f"showing the first {limit} streams; --limit 0 shows them all")
         elif not shown:

@@ -23,6 +23,8 @@ _HEX_PREFIX = 32  # bytes of an undecodable payload shown
 
 
 class EventCounts(msgspec.Struct, frozen=True):
+    """How many events a count found, in total and per event type, UTC day and entity type."""
+
     total: int
     by_type: dict[str, int]  # event_type -> count
     by_day: dict[str, int]  # "YYYY-MM-DD" (UTC) -> count
@@ -43,25 +45,39 @@ async def log_pages(
         after_position = page[-1].global_position
 
 
+# -- time -----------------------------------------------------------------------------------
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC. A naive timestamp (another writer's, or a caller's) is taken as UTC,
+    never as this machine's local time, so tools show and compare the same instant anywhere."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def utc_text(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as msgspec writes an aware UTC datetime: every timestamp a
+    tool prints as data has this one form."""
+    return utc(moment).isoformat().removesuffix("+00:00") + "Z"
+
+
 # -- counts -------------------------------------------------------------------------------
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def count_events(store: Store, *, since: datetime | None = None) -> EventCounts:
     """Events per type, per UTC day and per entity type, from `since` (naive means UTC)."""
-    start = None if since is None else _aware(since)
+    start = None if since is None else utc(since)
     by_type: Counter[str] = Counter()
     by_day: Counter[str] = Counter()
     by_entity_type: Counter[str] = Counter()
     async for page in log_pages(store):
         for envelope in page:
-            if start is not None and envelope.timestamp < start:
+            timestamp = utc(envelope.timestamp)
+            if start is not None and timestamp < start:
                 continue
             by_type[envelope.event_type] += 1
-            by_day[envelope.timestamp.astimezone(UTC).date().isoformat()] += 1
+            by_day[timestamp.date().isoformat()] += 1
             by_entity_type[envelope.entity_type] += 1
     return EventCounts(
         total=sum(by_type.values()),
@@ -81,17 +97,18 @@ async def write_rate(
     found, and the assumption that makes it sound."""
     if bucket <= timedelta(0):
         raise ValueError(f"bucket must be a positive timedelta, got {bucket!r}")
-    start = _aware(since)
-    end = _aware(until) if until is not None else datetime.now(UTC)
+    start = utc(since)
+    end = utc(until) if until is not None else datetime.now(UTC)
     if end < start:
         raise ValueError(f"until ({end.isoformat()}) is before since ({start.isoformat()})")
     counts = [0] * max(1, -(-(end - start) // bucket))
     after = await first_position_from(store, start - CLOCK_SKEW)
     async for page in log_pages(store, after_position=after):
         for envelope in page:
-            if start <= envelope.timestamp < end:
-                counts[(envelope.timestamp - start) // bucket] += 1
-        if page[-1].timestamp >= end + CLOCK_SKEW:
+            timestamp = utc(envelope.timestamp)
+            if start <= timestamp < end:
+                counts[(timestamp - start) // bucket] += 1
+        if utc(page[-1].timestamp) >= end + CLOCK_SKEW:
             break  # the rest of the log is later still
     return [(start + index * bucket, count) for index, count in enumerate(counts)]
 
@@ -109,13 +126,14 @@ async def first_position_from(store: Store, moment: datetime) -> int:
     This assumes timestamps are non-decreasing in position, give or take `CLOCK_SKEW` (which
     the callers subtract): events appended later with back-dated timestamps, as an import
     might write them, can be missed. Callers still filter every event by its timestamp."""
+    moment = utc(moment)
     low, high = 0, await store.head_position()
     # Invariant: the first event after `low` is before `moment` (or low is 0), and the first
     # event after `high` is at or after it (or there is none).
     while low < high:
         middle = (low + high) // 2
         probe = await store.read_all(middle, 1)
-        if probe and probe[0].timestamp < moment:
+        if probe and utc(probe[0].timestamp) < moment:
             low = probe[0].global_position  # that event, and all before it, are too early
         else:
             high = middle
@@ -127,17 +145,23 @@ async def first_position_from(store: Store, moment: datetime) -> int:
 
 def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnvelope) -> Any:
     """The payload as JSON-friendly data: the decoded event when its type is registered, else
-    the stored JSON, else a hex prefix of the bytes. Never raises on what a store holds."""
+    the stored JSON (for a text serializer only: a binary payload that happens to parse as
+    JSON is not JSON), else a hex prefix of the bytes. Never raises on what a store holds.
+
+    Non-finite numbers (`NaN`, `1e400`) parse as floats that JSON cannot hold: encode the
+    result with msgspec, which writes them as null."""
     serializer: Any = getattr(store_or_serializer, "serializer", store_or_serializer)
     try:
         return value_as_data(serializer.decode(envelope.event_type, envelope.payload))
     except Exception:  # an unregistered type, or a payload its class no longer reads
         pass
-    try:
-        return json.loads(envelope.payload)
-    except ValueError:  # not JSON, or not UTF-8
-        prefix = envelope.payload[:_HEX_PREFIX].hex()
-        return {"undecodable": prefix, "bytes": len(envelope.payload)}
+    if getattr(serializer, "is_text", True):
+        try:
+            return json.loads(envelope.payload)
+        except ValueError:  # not JSON, or not UTF-8
+            pass
+    prefix = envelope.payload[:_HEX_PREFIX].hex()
+    return {"undecodable": prefix, "bytes": len(envelope.payload)}
 
 
 def value_as_data(value: Any) -> Any:
@@ -164,7 +188,7 @@ def envelope_as_data(
         "entity_id": envelope.entity_id,
         "sequence_number": envelope.sequence_number,
         "event_type": envelope.event_type,
-        "timestamp": envelope.timestamp.isoformat(),
+        "timestamp": utc_text(envelope.timestamp),
         "event_id": envelope.event_id,
         "tags": list(envelope.tags),
         "metadata": dict(envelope.metadata),

@@ -1,4 +1,5 @@
-"""The `eventactors` command."""
+"""The `eventactors` command: the demos, and the inspector's subcommands (each in its own
+`_cli_*` module, imported only when run)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._inspection_stores import SERIALIZERS
+
 #: The demos `eventactors demo --example` runs: the module holding each one's `run_demo`.
 EXAMPLES = {
     "bank": "eventactors_examples.bank.demo",
@@ -18,7 +21,12 @@ EXAMPLES = {
 }
 
 
+#: The largest integer an argument takes: a 64-bit signed position or sequence number.
+MAX_INT = 2**63 - 1
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its options; bad arguments exit with status 2 and usage."""
     parser = argparse.ArgumentParser(
         prog="eventactors", description="Event-sourced actors and CQRS for Python."
     )
@@ -58,11 +66,19 @@ def _inspector_commands(commands: Any) -> None:
     store.add_argument("--schema", default="eventactors", help="the PostgreSQL schema")
     options = argparse.ArgumentParser(add_help=False, parents=[store])
     options.add_argument("--json", action="store_true", help="print JSON for scripts")
+    options.add_argument(
+        "--serializer",
+        choices=SERIALIZERS,
+        default="json",
+        help="how the payloads were written (default: json); an --app Engine brings its own",
+    )
 
     def command(name: str, text: str, *, parents: list[Any] | None = None) -> Any:
         return commands.add_parser(name, help=text, description=text, parents=parents or [options])
 
-    streams = command("streams", "list the streams with their event counts and last write")
+    streams = command(
+        "streams", "list the streams: last sequence number, events held and last write"
+    )
     streams.add_argument("--type", help="only streams of this entity type")
     streams.add_argument("--search", help="only ids containing this text (any case)")
     streams.add_argument(
@@ -97,10 +113,19 @@ def _inspector_commands(commands: Any) -> None:
     state.add_argument("--at-revision", type=_count(1), metavar="N", help="as it was at revision N")
     state.add_argument("--app", required=True, help=APP_HELP)
 
-    projections = command("projections", "projection offsets: position, head and lag")
+    projections = command(
+        "projections",
+        "projection offsets: position, head and lag (a projection's state and last error live "
+        "in the process that runs it)",
+    )
     projections.add_argument("--app", help=f"{APP_HELP}, to list its projections too")
 
-    rebuild = command("rebuild", "reset a projection's offset and read model, and replay the log")
+    rebuild = command(
+        "rebuild",
+        "reset a projection's offset and read model, and replay the log. STOP THE APPLICATION "
+        "FIRST: a projection running elsewhere meanwhile would corrupt the read model (a rebuild "
+        "that sees the offset move under it stops with an error, but cannot see every case)",
+    )
     rebuild.add_argument("name", help="the projection's name")
     rebuild.add_argument("--app", required=True, help=APP_HELP)
 
@@ -110,7 +135,7 @@ def _inspector_commands(commands: Any) -> None:
     serve = command("serve", "the web console (the console extra)", parents=[store])
     serve.add_argument("--app", help=APP_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="default: 8765")
+    serve.add_argument("--port", type=_count(0, 65535), default=8765, help="default: 8765")
     serve.add_argument(
         "--allow-commands", action="store_true", help="let the console send commands"
     )
@@ -119,14 +144,18 @@ def _inspector_commands(commands: Any) -> None:
 APP_HELP = "module:engine, an Engine or a factory taking a store (found from the current directory)"
 
 
-def _count(least: int) -> Callable[[str], int]:
+def _count(least: int, most: int = MAX_INT) -> Callable[[str], int]:
+    """An integer argument from `least` to `most`, refused as a usage error otherwise."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = least - 1
-        if value < least:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {least} to {most}, got {text!r}"
+            )
         return value
 
     return parse
@@ -141,6 +170,7 @@ def _day(text: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line `argv` (default: the process's); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -162,10 +192,11 @@ def _check_events(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def _demo(example: str, store: str, schema: str, *, fresh: bool) -> int:
     from .errors import EventActorsError
+    from .stores.locate import is_dsn
 
     run_demo = importlib.import_module(EXAMPLES[example]).run_demo
 
-    is_postgres = store.startswith(("postgres://", "postgresql://"))
+    is_postgres = is_dsn(store)
     if "://" in store and not is_postgres:
         print(
             f"eventactors demo: --store takes a file path or a postgresql:// URL, got {store!r}",

@@ -201,6 +201,14 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
             (name, behavior, dict(options)) for name, behavior, options in self._registrations
         )
 
+    def projection_names(self) -> tuple[str, ...]:
+        """The names under which this engine's projections keep offsets, in the order added
+        (each partition of a partitioned projection under its own name): what a tool lists
+        beside the offsets a store holds."""
+        if self._remote_projections is not None:
+            return self._remote_projections.names
+        return tuple(runner.spec.name for runner in self._projections.runners())
+
     # -- lifecycle ------------------------------------------------------------------------
 
     @property

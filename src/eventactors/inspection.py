@@ -4,21 +4,21 @@ Everything here reads through the store protocols: `persistence_ids` with
 `highest_sequence_number` for streams, and `read_all` in pages for the log. Every scan is
 paged (at most one page of the log in memory), but a scan is still a scan: on a large store,
 counts and searches will want indexed queries in the backends.
+
+This module holds the queries over streams and events; it re-exports the rest of the
+inspection API from the modules that hold it: opening a store (`_inspection_stores`), loading
+an application (`_app_loading`), projection offsets (`_inspection_offsets`), and counts and
+events as data (`_inspection_data`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import msgspec
 
+from ._app_loading import engine_on, load_app, projection_names, registrations
 from ._inspection_data import (
     PAGE,
     EventCounts,
@@ -26,17 +26,25 @@ from ._inspection_data import (
     envelope_as_data,
     log_pages,
     payload_as_data,
+    utc,
+    utc_text,
     write_rate,
 )
-from .engine import Engine
-from .errors import EventActorsError
+from ._inspection_offsets import ProjectionOffset, projection_offsets
+from ._inspection_stores import (
+    InspectionError,
+    check_reachable,
+    open_checked,
+    open_existing_store,
+)
 from .records import EventEnvelope, split_persistence_id
-from .stores.locate import open_store
+from .stores.locate import is_dsn
 from .stores.protocols import OffsetListing, Store
 
 __all__ = [
     "EventCounts",
     "InspectionError",
+    "OffsetListing",
     "ProjectionOffset",
     "StreamSummary",
     "check_reachable",
@@ -50,189 +58,32 @@ __all__ = [
     "list_streams",
     "load_app",
     "log_pages",
+    "open_checked",
     "open_existing_store",
     "payload_as_data",
     "projection_names",
     "projection_offsets",
     "registrations",
     "stream_events",
+    "utc",
+    "utc_text",
     "write_rate",
 ]
 
 
-class InspectionError(EventActorsError):
-    """What a tool reports in one line: a missing store, an unreachable server, a bad app."""
-
-
 class StreamSummary(msgspec.Struct, frozen=True):
+    """One stream as a tool lists it.
+
+    `highest_sequence` is the last sequence number ever written, which survives the deletion
+    of events (`delete_events_to`); `events` is how many the store still holds, the ones
+    from the first left to the highest (deletion only ever removes a prefix)."""
+
     persistence_id: str
     entity_type: str
     entity_id: str
-    events: int  # highest sequence number
-    last_timestamp: datetime | None
-
-
-class ProjectionOffset(msgspec.Struct, frozen=True):
-    name: str
-    position: int
-    head: int
-    lag: int
-
-
-# -- opening ------------------------------------------------------------------------------
-
-
-def is_dsn(location: str) -> bool:
-    return location.startswith(("postgres://", "postgresql://"))
-
-
-def open_existing_store(location: str, *, schema: str = "eventactors") -> Store:
-    """`open_store`, except that a missing SQLite file is an error rather than a new store."""
-    location = str(location)
-    if not is_dsn(location):
-        if "://" in location:
-            raise InspectionError(
-                f"a store is an SQLite file path or a postgresql:// URL, got {location!r}"
-            )
-        if not Path(location).is_file():
-            raise InspectionError(f"no such store: {location}")
-    try:
-        return open_store(location, schema=schema)
-    except ValueError as exc:  # a bad schema name
-        raise InspectionError(str(exc)) from None
-
-
-async def check_reachable(store: Store) -> None:
-    """Fails fast, in one line, on a store that cannot be read or holds no event log; a
-    store that has none is never given one (the stores create their schema on first use)."""
-    from .stores.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        await asyncio.to_thread(_check_sqlite_file, store.path)
-    elif _is_postgres(store):
-        await _check_postgres_schema(store)
-    try:
-        await store.head_position()
-    except (EventActorsError, OSError, sqlite3.Error) as exc:
-        raise InspectionError(_one_line(exc)) from None
-
-
-def _is_postgres(store: Store) -> bool:
-    try:
-        from .stores.postgres import PostgresStore
-    except ImportError:  # no postgres extra: it cannot be one
-        return False
-    return isinstance(store, PostgresStore)
-
-
-def _check_sqlite_file(path: str) -> None:
-    try:
-        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            found = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ea_events'"
-            ).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error as exc:
-        raise InspectionError(f"cannot read {path} as an SQLite store: {exc}") from None
-    if found is None:
-        raise InspectionError(f"no such store: {path} holds no eventactors event log")
-
-
-async def _check_postgres_schema(store: Any) -> None:
-    import asyncpg
-
-    from .stores._postgres_rows import describe
-
-    where = describe(store.dsn, store.schema)
-    try:
-        connection = await asyncpg.connect(store.dsn, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise InspectionError(f"store unavailable: {where}: {_one_line(exc)}") from None
-    try:
-        found = await connection.fetchval("SELECT to_regclass($1)", f'"{store.schema}".ea_events')
-    finally:
-        await connection.close()
-    if found is None:
-        raise InspectionError(f"no such store: {where} holds no eventactors event log")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-# -- the application ----------------------------------------------------------------------
-
-
-async def load_app(spec: str, store: Store) -> Engine:
-    """The application's engine on `store`, not started.
-
-    `module:attr` names an `Engine` (its entity types and projections are declared again on
-    `store`) or a callable that takes a store and returns an engine, or an awaitable of one.
-    """
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise InspectionError(f"an app is given as module:engine or module:factory, got {spec!r}")
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise InspectionError(f"cannot load app {spec!r}: {_one_line(exc)}") from None
-    if isinstance(target, Engine):
-        return await engine_on(target, store, projections=True)
-    if not callable(target):
-        raise InspectionError(f"app {spec!r} is neither an Engine nor a factory of one")
-    try:
-        engine = target(store)
-        if inspect.isawaitable(engine):
-            engine = await engine
-    except EventActorsError:
-        raise
-    except Exception as exc:
-        raise InspectionError(f"app {spec!r} failed to build its engine: {_one_line(exc)}") from exc
-    if not isinstance(engine, Engine):
-        raise InspectionError(f"app {spec!r} returned {engine!r}, not an Engine")
-    return engine
-
-
-def registrations(engine: Engine) -> list[tuple[str, type, dict[str, Any]]]:
-    """The engine's (entity type, behavior class, register options), in registration order.
-
-    The one place that reads the engine's private registry, until the engine offers it."""
-    return list(engine._registrations)
-
-
-async def engine_on(
-    app: Engine, store: Store, *, projections: bool, passivate_after: float | None = None
-) -> Engine:
-    """A local engine on `store` with `app`'s registrations and, with `projections`, its
-    projections (as the cluster replays registrations in `AppSpec.build_engine`).
-
-    `passivate_after` replaces every entity type's own: a tool that sends commands beside the
-    running application must not keep an entity in memory that the application moves on."""
-    engine = Engine(store=store, serializer=app.serializer)
-    for entity_type, behavior_class, options in registrations(app):
-        if passivate_after is not None:
-            options = {**options, "passivate_after": passivate_after}
-        engine.register(entity_type, behavior_class, **options)
-    if not projections:
-        return engine
-    for runner in app._projections._runners.values():
-        spec = runner.spec  # a partition is added alone, under its own name and slices
-        await engine.add_projection(
-            spec.name, spec.handler, from_start=spec.from_start, batch_size=spec.batch_size,
-            policy=spec.policy, entity_types=spec.entity_types, event_types=spec.event_types,
-            tags=spec.tags, batched=spec.batched, transactional=spec.transactional,
-            reset=spec.reset, poll_interval=spec.poll_interval, slices=spec.slices,
-            offset_store=None if spec.offset_store is app.store else spec.offset_store,
-        )  # fmt: skip
-    engine._partitions.update({name: list(members) for name, members in app._partitions.items()})
-    return engine
-
-
-def projection_names(engine: Engine) -> list[str]:
-    """The names under which an engine's projections keep offsets (one per partition)."""
-    return list(engine._projections._runners)
+    highest_sequence: int
+    events: int
+    last_timestamp: datetime | None  # UTC; None when every event was deleted
 
 
 # -- streams and events -------------------------------------------------------------------
@@ -266,11 +117,17 @@ async def list_streams(
         if skipped < offset:
             skipped += 1
             continue
-        highest = await store.highest_sequence_number(persistence_id)
-        last = await store.read_stream(persistence_id, from_sequence=highest, limit=1)
-        timestamp = last[0].timestamp if last else None
-        found.append(StreamSummary(persistence_id, kind, entity_id, highest, timestamp))
+        found.append(await _summary(store, persistence_id, kind, entity_id))
     return found
+
+
+async def _summary(store: Store, persistence_id: str, kind: str, entity_id: str) -> StreamSummary:
+    highest = await store.highest_sequence_number(persistence_id)
+    first = await store.read_stream(persistence_id, limit=1)
+    last = await store.read_stream(persistence_id, from_sequence=max(1, highest), limit=1)
+    held = highest - first[0].sequence_number + 1 if first and highest else 0
+    timestamp = utc(last[0].timestamp) if last else None
+    return StreamSummary(persistence_id, kind, entity_id, highest, held, timestamp)
 
 
 async def stream_events(
@@ -281,6 +138,8 @@ async def stream_events(
     to_sequence: int | None = None,
     limit: int | None = None,
 ) -> list[EventEnvelope]:
+    """One stream's events from `from_sequence` to `to_sequence` (inclusive), at most
+    `limit` of them: the tools' name for `read_stream`."""
     return await store.read_stream(persistence_id, from_sequence, to_sequence, limit)
 
 
@@ -312,6 +171,7 @@ def _searchable(envelope: EventEnvelope) -> str:
 
 
 async def event_by_position(store: Store, global_position: int) -> EventEnvelope | None:
+    """The event at `global_position` of the log, or None (never written, or deleted)."""
     if global_position < 1:
         return None
     page = await store.read_all(global_position - 1, 1)
@@ -323,41 +183,23 @@ async def follow_events(
     *,
     after_position: int,
     persistence_id: str | None = None,
+    from_sequence: int = 1,
     poll: float = 1.0,
 ) -> AsyncIterator[EventEnvelope]:
-    """Every event after `after_position` (of one stream, when given), then live, forever."""
+    """Every event after `after_position` (of one stream from `from_sequence`, when given),
+    then live, forever."""
     entity_types = None if persistence_id is None else [split_persistence_id(persistence_id)[0]]
     while True:
         head = await store.head_position()  # before the page: a short page reaches it
         page = await store.read_all(after_position, PAGE, entity_types=entity_types)
         for envelope in page:
-            if persistence_id is None or envelope.persistence_id == persistence_id:
+            if persistence_id is None or (
+                envelope.persistence_id == persistence_id
+                and envelope.sequence_number >= from_sequence
+            ):
                 yield envelope
         if page:
             after_position = page[-1].global_position
         if len(page) < PAGE:
             after_position = max(after_position, head)
             await store.wait_for_events(after_position, poll)
-
-
-# -- projections --------------------------------------------------------------------------
-
-
-async def projection_offsets(
-    store: Store, names: Sequence[str] | None = None
-) -> list[ProjectionOffset]:
-    """Position, head and lag of each projection; without `names`, of every projection with
-    a saved offset (the store must offer `list_offsets`). A name never saved is at 0."""
-    if names is None:
-        if not isinstance(store, OffsetListing):
-            raise InspectionError(
-                f"{type(store).__name__} cannot list its offsets: name the projections"
-            )
-        offsets = await store.list_offsets()
-    else:
-        offsets = {name: await store.get_offset(name) or 0 for name in names}
-    head = await store.head_position()
-    return [
-        ProjectionOffset(name, position, head, max(0, head - position))
-        for name, position in offsets.items()
-    ]
