@@ -1,38 +1,18 @@
 """Publishers: projections that forward the event log to a message broker.
 
-`JetStreamPublisher` (module `eventactors.publishers.nats`) needs the optional extra
-`eventactors[nats]`; it loads on first use, so importing this package never needs nats-py.
-Its errors, its statistics, and `encode_token` / `decode_token` (the subject and header
-escaping, for consumers) need nothing beyond eventactors.
+The canonical import path is the publisher's own module, `eventactors.publishers.nats`
+(it needs the optional extra `eventactors[nats]`): `JetStreamPublisher`, its errors, its
+statistics, and `encode_token` / `decode_token` for consumers. This package forwards those
+names on first use, so that importing it never needs nats-py.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from ._nats_format import decode_token as decode_token
-from ._nats_format import encode_token as encode_token
-from ._nats_types import PublisherStatistics as PublisherStatistics
-from ._nats_types import PublisherUnavailable as PublisherUnavailable
-from ._nats_types import PublishRejected as PublishRejected
-from ._nats_types import StreamMismatch as StreamMismatch
-
-if TYPE_CHECKING:
-    from .nats import JetStreamPublisher as JetStreamPublisher
+import importlib
+from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    if name == "JetStreamPublisher":
-        from .nats import JetStreamPublisher
-
-        return JetStreamPublisher
+    if not name.startswith("_"):
+        nats = importlib.import_module(".nats", __name__)
+        if name in nats.__all__:
+            return getattr(nats, name)
     raise AttributeError(f"module 'eventactors.publishers' has no attribute {name!r}")
-
-
-__all__ = [
-    "JetStreamPublisher",
-    "PublishRejected",
-    "PublisherStatistics",
-    "PublisherUnavailable",
-    "StreamMismatch",
-    "decode_token",
-    "encode_token",
-]

@@ -1,21 +1,30 @@
-"""How an event looks on NATS: its subject, its headers, and the checks on names.
+"""How an event looks on NATS: its subject and its headers.
 
 Pure functions, with no import of nats-py, so that they can be read and tested alone.
 
 Subjects are `<prefix>.<entity_type>.<entity_id>`. A NATS subject token cannot hold `.`, `*`,
 `>` or whitespace, and both the entity type and the id may, so each is percent-encoded: the
 UTF-8 bytes of every character other than an ASCII letter, digit, `-`, `_` or `~` become `%XX`
-(RFC 3986 escaping, with `.` escaped as well). `decode_token` (that is,
-`urllib.parse.unquote`) gives the id back. Header values use the same escaping but keep
-every visible ASCII character except `%`: nats-py strips whitespace from header values and
-drops their line breaks, which would otherwise change ids and metadata silently.
+(RFC 3986 escaping, with `.` escaped as well, and a leading `~` too). `decode_token` (that is,
+`urllib.parse.unquote`) gives the text back.
+
+A subject must fit the server's protocol line, and an entity id of 1024 characters can take
+12 KiB once escaped. So a token longer than `MAX_TOKEN_LENGTH` bytes becomes a hashed token,
+`~` and the SHA-256 of the text in hex: still one subject per entity, the same in every
+process, but not reversible (the `EventActors-Entity-Id` and `-Entity-Type` headers carry the
+text). An escaped token never starts with `~`, so the two cannot be confused.
+
+Header values use the same escaping but keep every visible ASCII character except `%` (and a
+leading `~`): nats-py strips whitespace from header values and drops their line breaks, which
+would otherwise change ids and metadata silently.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from urllib.parse import quote, unquote, urlsplit
+import hashlib
+import re
+from urllib.parse import quote, unquote
 
 import msgspec
 
@@ -39,37 +48,70 @@ CONTENT_TYPE = "Content-Type"  # of the body: the payload as the store's seriali
 #: The server refuses a protocol line longer than its max_control_line (4 KiB by default);
 #: the subject shares that line with the reply inbox and the sizes.
 MAX_SUBJECT_LENGTH = 3072
+#: A longer escaped token is hashed; two tokens and the prefix always fit a subject.
+MAX_TOKEN_LENGTH = 1024
+MAX_PREFIX_LENGTH = MAX_SUBJECT_LENGTH - 2 * (MAX_TOKEN_LENGTH + 1)
 
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
-_BAD_TOKEN_CHARS = frozenset(".*> \t\r\n")
-_BAD_STREAM_CHARS = frozenset(">*. /\\\t\r\n")
-_SCHEMES = ("nats", "tls", "ws", "wss")
+_HASHED = re.compile(r"~[0-9a-f]{64}")
 
 
 @functools.lru_cache(maxsize=4096)  # an entity's id comes back with each of its events
 def encode_token(text: str) -> str:
-    """One subject token for any non-empty text; reversible with `decode_token`."""
-    return quote(text, safe="").replace(".", "%2E")
+    """One subject token for any non-empty text: escaped, or hashed when too long."""
+    token = _leading_tilde(quote(text, safe="").replace(".", "%2E"))
+    if len(token) > MAX_TOKEN_LENGTH:
+        return "~" + hashlib.sha256(text.encode()).hexdigest()
+    return token
+
+
+def is_hashed_token(token: str) -> bool:
+    """Whether `encode_token` hashed this token's text (it was too long to escape)."""
+    return _HASHED.fullmatch(token) is not None
 
 
 def decode_token(token: str) -> str:
-    """The text of a token made by `encode_token`; also decodes the `EventActors-*` headers."""
+    """The text of a token made by `encode_token`; also decodes the `EventActors-*` headers.
+
+    Raises ValueError for a hashed token: a hash cannot be reversed, and the message's
+    `EventActors-Entity-Id` (or `-Entity-Type`) header holds the text."""
+    if is_hashed_token(token):
+        raise ValueError(
+            f"{token[:12]}... is a hashed subject token (its text was over "
+            f"{MAX_TOKEN_LENGTH} bytes escaped) and cannot be decoded; read the "
+            f"{ENTITY_ID} or {ENTITY_TYPE} header of the message instead"
+        )
     return unquote(token, errors="strict")
 
 
+def _leading_tilde(escaped: str) -> str:
+    return "%7E" + escaped[1:] if escaped.startswith("~") else escaped
+
+
 def _header(value: str) -> str:
-    if value.isascii() and value.isprintable() and " " not in value and "%" not in value:
+    if (
+        value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and "%" not in value
+        and not value.startswith("~")
+    ):
         return value  # the common case, without quote's cost
-    return quote(value, safe=_HEADER_SAFE)
+    return _leading_tilde(quote(value, safe=_HEADER_SAFE))
 
 
 def subject_of(prefix: str, envelope: EventEnvelope) -> str:
     return f"{prefix}.{encode_token(envelope.entity_type)}.{encode_token(envelope.entity_id)}"
 
 
+def message_id(envelope: EventEnvelope) -> str:
+    """The `Nats-Msg-Id` header's value: what JetStream recognises a re-publication by."""
+    return _header(envelope.event_id)
+
+
 def headers_of(envelope: EventEnvelope, content_type: str) -> dict[str, str]:
     headers = {
-        MSG_ID: _header(envelope.event_id),
+        MSG_ID: message_id(envelope),
         PERSISTENCE_ID: _header(envelope.persistence_id),
         ENTITY_TYPE: _header(envelope.entity_type),
         ENTITY_ID: _header(envelope.entity_id),
@@ -90,73 +132,9 @@ def headers_of(envelope: EventEnvelope, content_type: str) -> dict[str, str]:
     return headers
 
 
-# -- checks on the publisher's arguments ---------------------------------------------------
-
-
-def check_servers(servers: str | Iterable[str]) -> list[str]:
-    urls = [servers] if isinstance(servers, str) else list(servers)
-    if not urls:
-        raise ValueError("servers must name at least one NATS URL, got none")
-    for url in urls:
-        if not isinstance(url, str):
-            raise TypeError(f"servers must be URL strings, got {url!r}")
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"invalid NATS server URL {url!r}: {exc}") from None
-        if parts.scheme not in _SCHEMES or not parts.hostname:
-            raise ValueError(
-                f"invalid NATS server URL {url!r}: expected "
-                f"{' | '.join(s + '://host[:port]' for s in _SCHEMES)}"
-            )
-        if port == 0:
-            raise ValueError(f"invalid NATS server URL {url!r}: port 0")
-    return urls
-
-
-def check_prefix(prefix: str) -> str:
-    """A literal subject of one or more tokens: no wildcards, no whitespace, no `$`."""
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"subject_prefix must be a non-empty string, got {prefix!r}")
-    for token in prefix.split("."):
-        if not token or _BAD_TOKEN_CHARS & set(token):
-            raise ValueError(
-                f"invalid subject_prefix {prefix!r}: tokens are separated by single dots and "
-                "must not be empty or contain '*', '>' or whitespace"
-            )
-    if prefix.startswith("$"):
-        raise ValueError(
-            f"invalid subject_prefix {prefix!r}: subjects starting with '$' are reserved "
-            "for NATS itself ($JS, $SYS, $KV)"
-        )
-    return prefix
-
-
-def check_stream_name(stream: str) -> str:
-    if not isinstance(stream, str) or not stream or _BAD_STREAM_CHARS & set(stream):
-        raise ValueError(
-            f"invalid stream name {stream!r}: it must be non-empty, without '.', '*', '>', "
-            "'/', '\\' or whitespace"
-        )
-    return stream
-
-
-def check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def captures(stream_subject: str, prefix: str) -> bool:
-    """Whether a stream subject (maybe with wildcards) captures every `<prefix>.<a>.<b>`."""
-    target = [*prefix.split("."), "*", "*"]
-    pattern = stream_subject.split(".")
-    for index, token in enumerate(pattern):
-        if index >= len(target):
-            return False
-        if token == ">":
-            return True
-        if token != "*" and (target[index] == "*" or token != target[index]):
-            return False
-    return len(pattern) == len(target)
+def describe(envelope: EventEnvelope) -> str:
+    """An event, for error messages."""
+    return (
+        f"event {envelope.event_id} ({envelope.persistence_id} #{envelope.sequence_number}, "
+        f"{envelope.event_type}, global position {envelope.global_position})"
+    )

@@ -1,71 +1,58 @@
 """Forwarding every persisted event to NATS JetStream, as a projection with a stored offset.
 
+This module is the publisher's one public import path.
+
 The publisher is a batched projection: a page of events is published, every message is
 acknowledged by JetStream (its PubAck), and only then does the runner commit the page's
 offset. A crash before that commit re-publishes the page after the restart: at-least-once.
 Each message carries `Nats-Msg-Id: <event_id>`, so within the stream's duplicate window
-JetStream drops those re-publications, and the stream holds each event once.
-
-Order per entity: the messages of one subject are sent one at a time, each after the
-previous one's ack, while different subjects of a page go out concurrently. Pipelining one
-subject would be faster, but when a message in the middle is lost and the ones after it are
-stored, its retry lands after them (JetStream numbers messages as they arrive), and the
-entity's stream would be out of order.
+JetStream drops those re-publications, and the stream holds each event once. A retry in the
+same process (after an outage) sends only what JetStream has not acknowledged, however long
+the outage lasted. Each entity's events go out in order (see `_nats_partition`).
 
 NATS being down is not the handler's fault: `PublisherUnavailable` is a `StoreUnavailable`,
-which the projection runner retries with capped backoff for as long as it lasts (a finite
-policy would give up, and skipping would lose events for the broker), and which a stop
-interrupts. The projection's failure policy applies to what JetStream refuses outright
-(`PublishRejected`, such as a message over the server's size limit).
+which the projection runner retries with capped backoff for as long as it lasts, and which
+a stop interrupts. An event JetStream refuses outright (`PublishRejected`, such as a message
+over the server's size limit) stops the projection, or with `on_rejected="skip"` goes to
+`dead_letter` while the rest of the page is published. The projection's own policy can only
+retry or fail: skipping there would commit a whole page, events JetStream never saw included.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-try:
-    import nats.errors
-    import nats.js.errors
-    from nats.aio.client import Client
-    from nats.js import JetStreamContext
-    from nats.js.api import StorageType
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess without nats-py
-    raise ImportError(
-        "eventactors.publishers.nats needs nats-py, an optional extra: "
-        "pip install 'eventactors[nats]'",
-        name=exc.name,
-    ) from exc
-
+from .._slices import slice_of, slice_ranges
 from ..engine import Engine
 from ..errors import EventActorsError
 from ..projections import FailurePolicy, retry
 from ..records import EventEnvelope
 from ..stores.protocols import OffsetStore
-from ._nats_format import (
-    MAX_SUBJECT_LENGTH,
-    captures,
-    check_positive,
+from ._nats_connection import Connection
+from ._nats_format import decode_token, encode_token
+from ._nats_options import (
+    OnRejected,
+    RejectedCallback,
+    Settings,
+    check_connect_options,
     check_prefix,
+    check_rejected,
+    check_seconds,
     check_servers,
     check_stream_name,
-    decode_token,
-    encode_token,
-    headers_of,
-    subject_of,
 )
+from ._nats_partition import Partition
 from ._nats_types import (
+    Counters,
     PublisherStatistics,
     PublisherUnavailable,
     PublishRejected,
     StreamMismatch,
 )
-
-log = logging.getLogger("eventactors.publishers.nats")
 
 __all__ = [
     "JetStreamPublisher",
@@ -77,30 +64,16 @@ __all__ = [
     "encode_token",
 ]
 
-# Errors that say "not now" rather than "never": the connection or JetStream is away.
-_TRANSIENT = (
-    nats.errors.NoServersError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionDrainingError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.OutboundBufferLimitError,
-    nats.errors.StaleConnectionError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.NoStreamResponseError,  # no stream answers: JetStream down or starting
-    nats.js.errors.ServiceUnavailableError,  # 503: JetStream not ready
-    TimeoutError,  # nats.errors.TimeoutError is one
-    OSError,
-)
-
 
 class JetStreamPublisher:
     """Publishes the events of an engine to a JetStream stream, one subject per entity:
-    `<subject_prefix>.<entity_type>.<entity_id>`, each token escaped by `encode_token`.
+    `<subject_prefix>.<entity_type>.<entity_id>`, each token made by `encode_token`.
 
     Nothing connects until the first page (or `connect()`), so an engine starts and takes
     commands while NATS is down; the projection's status then shows the error and its lag.
-    Use it as an async context manager, or call `close()`: that removes its projections
-    (committing the page in hand) and closes the connection.
+    Each partition of a projection has its own connection. Use the publisher as an async
+    context manager, or call `close()`: that removes its projections (committing the page in
+    hand) and closes the connections.
     """
 
     def __init__(
@@ -114,39 +87,37 @@ class JetStreamPublisher:
         ack_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         connect_options: Mapping[str, Any] | None = None,
+        on_rejected: OnRejected = "fail",
+        dead_letter: RejectedCallback | None = None,
     ) -> None:
         """`duplicate_window` (seconds) applies to a stream this publisher creates: a crash
         recovered later than that may store some events twice. `connect_options` go to
-        `nats.connect` (credentials, TLS) and override the publisher's defaults."""
-        self.servers = check_servers(servers)
-        self.stream = check_stream_name(stream)
-        self.subject_prefix = check_prefix(subject_prefix)
-        self.create_stream = bool(create_stream)
-        self.duplicate_window = check_positive("duplicate_window", duplicate_window)
-        self.ack_timeout = check_positive("ack_timeout", ack_timeout)
-        options = dict(connect_options or {})
-        if "servers" in options:
-            raise ValueError("give the servers as the first argument, not in connect_options")
-        self._options: dict[str, Any] = {
-            "name": "eventactors-publisher",
-            "connect_timeout": check_positive("connect_timeout", connect_timeout),
-            # A lost connection is closed, not buffered for a reconnect: the projection
-            # retries the page on a new connection, from the events not yet acknowledged.
-            "allow_reconnect": False,
-            "max_reconnect_attempts": 1,  # one more try per server on the first connect
-            "reconnect_time_wait": 0.1,
-            "error_cb": self._on_client_error,
-            **options,
-        }
-        self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
-        self._lock = asyncio.Lock()
+        `nats.connect` (credentials, TLS) and override the publisher's defaults.
+
+        `on_rejected` is what an event JetStream refuses does: `"fail"` stops the projection
+        (after the policy's retries) with the error in its status; `"skip"` calls
+        `dead_letter(envelope, error)` (or logs a warning) and publishes the rest."""
+        on_rejected, dead_letter = check_rejected(on_rejected, dead_letter)
+        self._settings = Settings(
+            servers=check_servers(servers),
+            stream=check_stream_name(stream),
+            subject_prefix=check_prefix(subject_prefix),
+            create_stream=bool(create_stream),
+            duplicate_window=check_seconds("duplicate_window", duplicate_window),
+            ack_timeout=check_seconds("ack_timeout", ack_timeout),
+            connect_timeout=check_seconds("connect_timeout", connect_timeout),
+            connect_options=check_connect_options(connect_options),
+            on_rejected=on_rejected,
+            dead_letter=dead_letter,
+        )
+        self.servers = list(self._settings.servers)
+        self.stream = self._settings.stream
+        self.subject_prefix = self._settings.subject_prefix
+        self._counters = Counters()
+        self._connections: list[Connection] = []
+        self._spare: Connection | None = None  # made by connect(), for the first partition
         self._attached: list[tuple[Engine, str]] = []
         self._closed = False
-        self._client_error: BaseException | None = None
-        self._published = self._duplicates = self._pages = self._connections = 0
-        self._last_error: str | None = None
-        self._outage = False
 
     # -- attaching to an engine -----------------------------------------------------------
 
@@ -167,9 +138,10 @@ class JetStreamPublisher:
     ) -> None:
         """Adds the projection `name` that publishes the engine's events (those matching the
         filters), from the start of the log by default. `partitions=N` publishes N slices
-        of the entities concurrently, each with its own offset. `policy` (default: three
-        retries, then stop) applies to events JetStream refuses; unavailability is always
-        waited out."""
+        of the entities concurrently, each with its own offset and its own connection.
+        `policy` (default: three retries, then stop) applies to the errors that are not
+        unavailability, which is always waited out; it may not skip (ValueError): pass
+        `on_rejected="skip"` to the publisher instead."""
         if self._closed:
             raise EventActorsError("the publisher is closed; make a new one")
         if not isinstance(engine, Engine):
@@ -179,138 +151,98 @@ class JetStreamPublisher:
                 "the NATS publisher runs in the engine's own process; in cluster mode, attach "
                 "it to an engine without cluster= on the same store"
             )
+        if policy is not None and policy.skip:
+            raise ValueError(
+                "the NATS publisher's policy cannot skip: the runner would drop the whole "
+                "page, events JetStream never received included; use retry() or fail(), and "
+                "JetStreamPublisher(on_rejected='skip', dead_letter=...) to skip only an "
+                "event JetStream refuses"
+            )
         content_type = (
             "application/json" if engine.serializer.is_text else "application/octet-stream"
         )
+        starts = [part.start for part in slice_ranges(partitions)]  # checks partitions
+        members = [
+            Partition(self._new_connection(), self._settings, self._counters) for _ in starts
+        ]
 
         async def publish(page: list[EventEnvelope]) -> None:
-            await self._publish_page(page, content_type)
+            # A page comes from one partition, and its events from that partition's slices.
+            member = members[bisect_right(starts, slice_of(page[0].persistence_id)) - 1]
+            await member.publish(page, content_type)
 
-        await engine.add_projection(
-            name, publish, batched=True, from_start=from_start, batch_size=batch_size,
-            policy=policy if policy is not None else retry(3, backoff=0.5),
-            offset_store=offset_store, entity_types=entity_types, event_types=event_types,
-            tags=tags, poll_interval=poll_interval, partitions=partitions,
-        )  # fmt: skip
+        try:
+            await engine.add_projection(
+                name, publish, batched=True, from_start=from_start, batch_size=batch_size,
+                policy=policy if policy is not None else retry(3, backoff=0.5),
+                offset_store=offset_store, entity_types=entity_types, event_types=event_types,
+                tags=tags, poll_interval=poll_interval, partitions=partitions,
+            )  # fmt: skip
+        except BaseException:
+            for member in members:  # never connected: nothing to close
+                self._connections.remove(member.connection)
+            raise
         self._attached.append((engine, name))
+
+    def _new_connection(self) -> Connection:
+        connection, self._spare = self._spare, None
+        if connection is None:
+            connection = Connection(self._settings, self._counters)
+        self._connections.append(connection)
+        return connection
 
     def subject_for(self, entity_type: str, entity_id: str) -> str:
         """The subject an entity's events are published on."""
         return f"{self.subject_prefix}.{encode_token(entity_type)}.{encode_token(entity_id)}"
 
     def statistics(self) -> PublisherStatistics:
-        nc = self._nc
+        counters = self._counters
+        used = [c for c in self._connections if c.used]
+        if self._spare is not None and self._spare.used:
+            used.append(self._spare)
         return PublisherStatistics(
-            published=self._published,
-            duplicates=self._duplicates,
-            pages=self._pages,
-            connections=self._connections,
-            connected=nc is not None and nc.is_connected,
-            last_error=self._last_error,
+            published=counters.published,
+            duplicates=counters.duplicates,
+            skipped=counters.skipped,
+            pages=counters.pages,
+            connections=counters.connections,
+            connected=bool(used) and all(c.connected for c in used),
+            last_error=counters.last_error,
         )
 
-    # -- the connection -------------------------------------------------------------------
+    # -- connections ----------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Connects and checks (or creates) the stream now, instead of on the first page:
         `PublisherUnavailable` if NATS cannot be reached, `StreamMismatch` if the stream
         does not fit."""
-        await self._jetstream()
-
-    async def _jetstream(self) -> JetStreamContext:
-        js = self._js
-        if js is not None and self._nc is not None and self._nc.is_connected:
-            return js
-        async with self._lock:  # concurrent partitions share one connection
-            if self._closed:
-                raise PublisherUnavailable("the NATS publisher is closed")
-            if self._js is not None and self._nc is not None and self._nc.is_connected:
-                return self._js
-            await self._disconnect()
-            nc = Client()
-            self._client_error = None
-            try:
-                await nc.connect(self.servers, **self._options)
-                js = nc.jetstream(timeout=self.ack_timeout)
-                await self._check_stream(js)
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    await nc.close()
-                if isinstance(exc, _TRANSIENT):
-                    raise self._unavailable(exc) from exc
-                raise
-            self._nc, self._js = nc, js
-            self._connections += 1
-            return js
-
-    async def _check_stream(self, js: JetStreamContext) -> None:
-        prefix = self.subject_prefix
+        if self._closed:
+            raise PublisherUnavailable("the NATS publisher is closed")
+        targets = self._connections
+        if not targets:
+            if self._spare is None:
+                self._spare = Connection(self._settings, self._counters)
+            targets = [self._spare]
         try:
-            info = await js.stream_info(self.stream)
-        except nats.js.errors.NotFoundError:
-            if not self.create_stream:
-                raise StreamMismatch(
-                    f"JetStream stream {self.stream!r} does not exist: create it to capture "
-                    f"'{prefix}.>', or pass create_stream=True"
-                ) from None
-            await js.add_stream(
-                name=self.stream,
-                subjects=[f"{prefix}.>"],
-                storage=StorageType.FILE,
-                duplicate_window=self.duplicate_window,
-            )
-            log.info("created JetStream stream %s for %s.>", self.stream, prefix)
-            return
-        subjects = list(info.config.subjects or [])
-        if not any(captures(subject, prefix) for subject in subjects):
-            raise StreamMismatch(
-                f"JetStream stream {self.stream!r} captures {subjects}, not the publisher's "
-                f"subjects '{prefix}.<entity_type>.<entity_id>'"
-            )
-
-    def _unavailable(self, error: BaseException) -> PublisherUnavailable:
-        cause = error
-        if isinstance(error, nats.errors.NoServersError) and self._client_error is not None:
-            cause = self._client_error  # says why: refused, timed out, bad credentials
-        if isinstance(error, nats.js.errors.NoStreamResponseError):
-            detail = f"no JetStream stream captures its subjects; was {self.stream!r} deleted?"
-        elif isinstance(
-            error, nats.js.errors.ServiceUnavailableError | nats.errors.NoRespondersError
-        ):
-            detail = "JetStream does not answer; is it enabled (nats-server -js) and ready?"
-        else:
-            detail = f"{type(cause).__name__}: {str(cause) or 'no detail'}"
-        return PublisherUnavailable(
-            f"NATS at {', '.join(self.servers)} is unavailable ({detail}); the projection retries"
-        )
-
-    async def _on_client_error(self, error: Exception) -> None:
-        self._client_error = error
-        log.debug("NATS client error: %r", error)
-
-    async def _disconnect(self, used: JetStreamContext | None = None) -> None:
-        """Closes the connection; with `used`, only if it is still the one that failed (a
-        concurrent partition may have connected again meanwhile)."""
-        if used is not None and used is not self._js:
-            return
-        nc, self._nc, self._js = self._nc, None, None
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            await asyncio.sleep(0)  # lets the cancelled reader and flusher tasks finish
+            for connection in targets:
+                await connection.jetstream()
+        except Exception as exc:
+            self._counters.failed(exc)
+            raise
 
     async def close(self) -> None:
         """Removes the projections this publisher added (each finishes and commits the page
-        in hand), then closes the NATS connection."""
+        in hand), then closes the NATS connections."""
         if self._closed:
             return
         for engine, name in self._attached:
             with contextlib.suppress(KeyError):
                 await engine.remove_projection(name)
         self._attached.clear()
-        async with self._lock:
-            self._closed = True
-            await self._disconnect()
+        self._closed = True
+        spare = [self._spare] if self._spare is not None else []
+        for connection in [*self._connections, *spare]:
+            await connection.close()
 
     async def __aenter__(self) -> JetStreamPublisher:
         return self
@@ -322,88 +254,3 @@ class JetStreamPublisher:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-    # -- publishing -----------------------------------------------------------------------
-
-    async def _publish_page(self, page: Sequence[EventEnvelope], content_type: str) -> None:
-        """Returns once JetStream acknowledged every event of the page; raises otherwise."""
-        try:
-            js = await self._jetstream()
-        except PublisherUnavailable as unavailable:
-            self._note_failure(unavailable)
-            raise
-        by_subject: dict[str, list[EventEnvelope]] = {}
-        for envelope in page:
-            by_subject.setdefault(subject_of(self.subject_prefix, envelope), []).append(envelope)
-        results = await asyncio.gather(
-            *(
-                self._publish_in_order(js, s, chain, content_type)
-                for s, chain in by_subject.items()
-            ),
-            return_exceptions=True,
-        )
-        failures: list[Exception] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result  # KeyboardInterrupt and the like
-                failures.append(result)
-        if not failures:
-            self._pages += 1
-            if self._outage:
-                self._outage = False
-                log.info("NATS publisher: JetStream is back, publishing again")
-            return
-        outages = [f for f in failures if isinstance(f, PublisherUnavailable)]
-        if outages:
-            await self._disconnect(js)  # the next attempt starts on a fresh connection
-        first = (outages or failures)[0]
-        self._note_failure(first)
-        raise first
-
-    async def _publish_in_order(
-        self,
-        js: JetStreamContext,
-        subject: str,
-        envelopes: list[EventEnvelope],
-        content_type: str,
-    ) -> None:
-        """One entity's events, each sent after the previous one was acknowledged."""
-        if len(subject.encode()) > MAX_SUBJECT_LENGTH:
-            raise PublishRejected(
-                f"{_describe(envelopes[0])}: its subject is {len(subject.encode())} bytes "
-                f"once escaped; NATS takes at most {MAX_SUBJECT_LENGTH}"
-            )
-        for envelope in envelopes:
-            try:
-                ack = await js.publish(
-                    subject,
-                    envelope.payload,
-                    timeout=self.ack_timeout,
-                    stream=self.stream,
-                    headers=headers_of(envelope, content_type),
-                )
-            except _TRANSIENT as exc:
-                raise self._unavailable(exc) from exc
-            except nats.errors.Error as exc:
-                raise PublishRejected(
-                    f"JetStream refused {_describe(envelope)} on {subject!r}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if ack.duplicate:
-                self._duplicates += 1
-            else:
-                self._published += 1
-
-    def _note_failure(self, failure: Exception) -> None:
-        self._last_error = f"{type(failure).__name__}: {failure}"
-        if isinstance(failure, PublisherUnavailable) and not self._outage:
-            self._outage = True
-            log.warning("NATS publisher: %s", failure)
-
-
-def _describe(envelope: EventEnvelope) -> str:
-    return (
-        f"event {envelope.event_id} ({envelope.persistence_id} #{envelope.sequence_number}, "
-        f"{envelope.event_type}, global position {envelope.global_position})"
-    )
