@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import signal
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from eventactors_examples.bank.domain import Deposited
 from postgres_support import DSN
-from test_inspection import DAY, bank, write
+from test_inspection import bank
 
 import eventactors as ea
 from eventactors.cli import build_parser, main
@@ -125,16 +123,32 @@ async def test_an_unknown_stream_prints_nothing_and_notes_it_with_exit_0(db, cap
     assert (code, out) == (0, "") and "no events of 'account|ann' in that range" in err
 
 
+HUGE = "99999999999999999999"  # past a 64-bit integer
+
+
 @pytest.mark.parametrize(
     "args",
     [["events"], ["events", "account|ann", "--all"], ["events", "--all", "--follow", "--to", "3"],
-     ["events", "x", "--from", "0"], ["stats", "--since", "May 1st"], ["streams", "--limit", "-1"]],
+     ["events", "x", "--from", "0"], ["stats", "--since", "May 1st"], ["streams", "--limit", "-1"],
+     ["events", "x", "--from", HUGE], ["events", "x", "--to", HUGE],
+     ["events", "--all", "--from", HUGE], ["events", "x", "--limit", HUGE],
+     ["streams", "--limit", HUGE], ["state", "a", "b", "--app", "m:e", "--at-revision", HUGE],
+     ["serve", "--port", "65536"], ["events", "x", "--serializer", "pickle"]],
 )  # fmt: skip
 def test_bad_arguments_are_usage_errors(capsys, args):
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.strip()
+    err = capsys.readouterr().err
+    assert err.strip() and "Traceback" not in err
+
+
+async def test_the_largest_numbers_are_taken(db, capsys):
+    largest = str(2**63 - 1)
+    code, out, err = await acli(capsys, "events", "--all", "--store", db, "--from", largest)
+    assert (code, out) == (0, "") and "no events in that range" in err
+    code, out, err = await acli(capsys, "events", "account|ann", "--store", db, "--to", largest)
+    assert code == 0 and '{"amount": 5}' in out
 
 
 # -- state --------------------------------------------------------------------------------
@@ -196,6 +210,31 @@ async def test_a_bad_app_is_one_line_and_exit_1(db, capsys, app, message):
     code, out, err = await acli(capsys, "state", "account", "ann", "--store", db, "--app", app)
     assert (code, out) == (1, "")
     assert err.startswith("eventactors state: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+BROKEN_MODULES = {
+    "syntax": ("def x(:\n", "SyntaxError: "),
+    "raises": ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+    "undefined": ("undefined_name\n", "NameError: name 'undefined_name' is not defined"),
+    "environ": ("import os\nos.environ['EA_NO_SUCH_VARIABLE']\n", "KeyError: 'EA_NO_SUCH_"),
+    "exits": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+    "factory": ("def build(store):\n    raise SystemExit(4)\n", "SystemExit: 4"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_MODULES))
+async def test_an_app_module_that_fails_is_named_in_one_line(
+    db, capsys, tmp_path, monkeypatch, kind
+):
+    body, message = BROKEN_MODULES[kind]
+    name = f"broken_{kind}_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = f"{name}:build"
+    code, out, err = await acli(capsys, "state", "account", "ann", "--store", db, "--app", spec)
+    assert (code, out) == (1, "")
+    assert err.startswith("eventactors state: ") and f"app '{spec}'" in err and message in err
     assert len(err.splitlines()) == 1
 
 
@@ -269,6 +308,21 @@ async def test_a_missing_sqlite_file_is_one_line_exit_1_and_never_created(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("postgresql://postgres:pw@127.0.0.1:99999/db", "Port out of range 0-65535"),
+        ("postgresql://postgres@127.0.0.1:notaport/db", "could not be cast to integer"),
+    ],
+)
+async def test_a_malformed_store_url_is_one_line_naming_it(capsys, location, message):
+    code, out, err = await acli(capsys, "streams", "--store", location)
+    assert (code, out) == (1, "")
+    assert err.startswith("eventactors streams: bad store location postgresql://postgres")
+    assert "@127.0.0.1:" in err and message in err and "pw" not in err
+    assert len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("args", SUBCOMMANDS[:2])
 async def test_an_unreachable_server_is_one_line_and_exit_1(capsys, args):
     dsn = "postgresql://postgres@127.0.0.1:1/x"
@@ -338,62 +392,6 @@ async def run_process(*args: str, cwd: Path) -> Finished:
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return Finished(process.returncode, out.decode(), err.decode())
-
-
-async def read_line(process: asyncio.subprocess.Process) -> str:
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 20)  # the deadline
-    assert line, "the process closed its output"
-    return line.decode()
-
-
-async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    process.send_signal(signal.SIGINT)
-    assert process.stderr is not None
-    await asyncio.wait_for(process.wait(), 20)
-    err = (await process.stderr.read()).decode()
-    assert process.returncode is not None
-    return process.returncode, err
-
-
-async def test_events_follow_tails_one_stream_until_ctrl_c(db, tmp_path):
-    process = await asyncio.create_subprocess_exec(
-        *EVENTACTORS.split(), "events", "account|bob", "--follow", "--store", db, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        history = [await read_line(process), await read_line(process)]
-        assert '{"owner": "bob"}' in history[0] and '{"amount": 7}' in history[1]
-        store = ea.SQLiteStore(db)
-        await write(store, "account", "ann", Deposited(1), at=DAY)  # another stream: not shown
-        await write(store, "account", "bob", Deposited(42), at=DAY)
-        await store.close()
-        live = await read_line(process)
-        assert "account|bob" in live and "Deposited" in live and '{"amount": 42}' in live
-    finally:
-        code, err = await interrupt(process)
-    assert (code, err) == (0, "")
-
-
-async def test_events_all_follow_as_json_lines_on_postgres(pg_schema, tmp_path):
-    store = ea.PostgresStore(DSN, schema=pg_schema)
-    await bank(store)
-    process = await asyncio.create_subprocess_exec(
-        *EVENTACTORS.split(), "events", "--all", "--follow", "--json", "--store", DSN,
-        "--schema", pg_schema, "--from", "6", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert json.loads(await read_line(process))["persistence_id"] == "loan|L-1"
-        await write(store, "loan", "L-2", Deposited(3), at=DAY)
-        live = json.loads(await read_line(process))
-        assert (live["persistence_id"], live["global_position"], live["payload"]) == (
-            "loan|L-2", 7, {"amount": 3},
-        )  # fmt: skip
-    finally:
-        await store.close()
-        code, err = await interrupt(process)
-    assert (code, err) == (0, "")
 
 
 async def test_the_installed_command_reports_a_missing_store(tmp_path):

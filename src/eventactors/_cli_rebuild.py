@@ -26,8 +26,10 @@ from .inspection import InspectionError, projection_names
 from .projections import ProjectionStatus
 from .stores.protocols import OffsetStore, Store
 
-#: How often the watch reads the offset when no page was committed.
-WATCH_INTERVAL = 0.2
+#: How often the watch reads the offset. Its reads must fall between the rebuild's own
+#: commits, where another writer's offset lasts until the next one: right after a commit is
+#: the worst moment, so it reads on its own clock, not on the rebuild's.
+WATCH_INTERVAL = 0.01
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,15 +81,18 @@ class OffsetWatch:
     The rebuild's own commits only go up, and each is reported (`report`) right after it
     commits, so a read that starts after report `before` and ends after report `after` can
     only see a reported position from `before` on, or the one commit not yet reported: the
-    next one after `after`. Anything else was written by someone else."""
+    next one after `after`. Anything else was written by someone else. A value seen past
+    `after` is judged at the next report; one still unjudged when the rebuild returns is not
+    ours, since the rebuild's last commit is its last report."""
 
     def __init__(self, offsets: OffsetStore, name: str) -> None:
         self._offsets = offsets
         self._name = name
         self._on_progress: Progress | None = None
         self.reported: list[int] = []  # increasing
-        self._pending: list[tuple[int, int]] = []  # (seen, highest reported when it was seen)
-        self._committed = asyncio.Event()
+        self._pending: list[tuple[int, int]] = []  # (seen, the last report when it was seen)
+        self._moved: int | None = None
+        self._changed = asyncio.Event()  # a report, or a move found
 
     async def rebuild(self, engine: Engine, on_progress: Progress) -> ProjectionStatus:
         """`engine.rebuild_projection`, failing as soon as the offset moves under it."""
@@ -100,45 +105,53 @@ class OffsetWatch:
             await asyncio.wait({rebuilding, watching}, return_when=asyncio.FIRST_COMPLETED)
             if watching.done():
                 watching.result()  # raises: the offset moved
-            return await rebuilding
+            status = await rebuilding
         finally:
             for task in (rebuilding, watching):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._moved is None and self._pending:
+            self._moved = self._pending[0][0]
+        if self._moved is not None:
+            raise self.moved(self._moved)
+        return status
 
     def report(self, position: int, head: int) -> None:
+        """The rebuild's progress callback: called right after each of its commits."""
         self.reported.append(position)
-        self._committed.set()
+        self._judge()
+        self._changed.set()
         if self._on_progress is not None:
             self._on_progress(position, head)
 
     async def _watch(self) -> None:
         """Returns only by raising, when the offset moved under the rebuild."""
-        await self._committed.wait()  # after the reset: from here on, every write is ours
-        while True:
-            self._committed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._committed.wait(), WATCH_INTERVAL)
+        while not self.reported:  # the reset comes first: from the first report on, ours
+            await self._changed.wait()
+            self._changed.clear()
+        while self._moved is None:
             before = self.reported[-1]
             seen = await self._offsets.get_offset(self._name) or 0
-            self._check(seen, before, self.reported[-1])
+            after = self.reported[-1]
+            if seen > after:
+                self._pending.append((seen, after))
+            elif seen not in self.reported or seen < before:
+                self._moved = seen
+            self._judge()
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), WATCH_INTERVAL)
+        raise self.moved(self._moved)
 
-    def _check(self, seen: int, before: int, after: int) -> None:
-        ours = set(self.reported)
-        if seen in ours and seen >= before:
-            pass
-        elif seen > after:
-            self._pending.append((seen, after))
-        else:
-            raise self.moved(seen)
-        for pending in list(self._pending):
-            value, at = pending
+    def _judge(self) -> None:
+        """Each value seen past a report must be the next report's."""
+        for value, at in list(self._pending):
             index = bisect.bisect_right(self.reported, at)
-            if index < len(self.reported):  # the next commit after it was seen is known
-                if self.reported[index] != value:
-                    raise self.moved(value)
-                self._pending.remove(pending)
+            if index < len(self.reported):
+                self._pending.remove((value, at))
+                if self.reported[index] != value and self._moved is None:
+                    self._moved = value
 
     async def check_stopped(self, engine: Engine) -> None:
         """After the engine stopped: the offset must be where this rebuild left it. (Commits
