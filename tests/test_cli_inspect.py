@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -399,3 +400,94 @@ async def test_the_installed_command_reports_a_missing_store(tmp_path):
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "eventactors streams: no such store: nothing.db\n"
     assert not (tmp_path / "nothing.db").exists()
+
+
+# -- read-only, serializers, deleted events -----------------------------------------------
+
+
+def file_state(path: Path) -> tuple[bytes, str, list[str]]:
+    """The database's bytes, journal mode and tables."""
+    connection = sqlite3.connect(path)
+    try:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master ORDER BY 1")]
+    finally:
+        connection.close()
+    return path.read_bytes(), mode, tables
+
+
+READERS = [
+    ["streams"], ["events", "account|ann"], ["events", "--all"], ["stats"],
+    ["projections", "--app", BANK_APP], ["events", "--all", "--app", BANK_APP],
+    ["state", "account", "ann", "--app", BANK_APP],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", READERS)
+async def test_reading_subcommands_change_nothing_in_the_store(db, capsys, args):
+    """A store of an older release (no command log) in rollback-journal mode: any write
+    (a WAL switch, a created table, a version row, a projection's offset) would show."""
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA journal_mode = DELETE")
+    connection.execute("DROP TABLE ea_commands")
+    connection.close()
+    before = file_state(Path(db))
+    await ok(capsys, *args, "--store", db)
+    assert file_state(Path(db)) == before
+
+
+async def test_streams_tell_the_last_sequence_from_the_events_held(db, capsys):
+    store = ea.SQLiteStore(db)
+    await store.delete_events_to("account|ann", 2)
+    await store.close()
+    [ann] = json.loads(await ok(capsys, "streams", "--store", db, "--search", "ann", "--json"))
+    assert (ann["highest_sequence"], ann["events"]) == (3, 1)
+    out = await ok(capsys, "streams", "--store", db, "--search", "ann")
+    assert out.splitlines()[0].split() == ["stream", "┃", "last", "seq", "┃", "events", "┃",
+                                           "last", "event", "(UTC)"]  # fmt: skip
+    assert out.splitlines()[2].split()[:5] == ["account|ann", "│", "3", "│", "1"]
+
+
+PROTOBUF_APP = """
+import eventactors as ea
+from test_serialization import ProtoAccountBehavior
+
+
+def build(store):
+    engine = ea.Engine(store=store)
+    engine.register("account", ProtoAccountBehavior, snapshot_every=3)
+    return engine
+"""
+
+
+async def test_a_protobuf_app_loads_through_its_factory_with_serializer_protobuf(
+    tmp_path, capsys, monkeypatch
+):
+    from test_serialization import DepositMoney, OpenAccount, ProtoAccountBehavior
+
+    path = str(tmp_path / "pb.db")
+    engine = ea.Engine(store=ea.SQLiteStore(path, serializer=ea.ProtobufSerializer()))
+    engine.register("account", ProtoAccountBehavior, snapshot_every=3)
+    async with engine:
+        await engine.send("account", "p1", OpenAccount("ann"))
+        await engine.send("account", "p1", DepositMoney(100))  # two events: 100 and 1
+    name = f"pbapp_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(PROTOBUF_APP))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = ("--app", f"{name}:build")
+    out = await ok(capsys, "state", "account", "p1", "--store", path, *app, "--serializer",
+                   "protobuf", "--json")  # fmt: skip
+    state = json.loads(out)
+    assert (state["revision"], state["state"]) == (3, {"owner": "ann", "balance": "101"})
+    out = await ok(capsys, "events", "account|p1", "--store", path, *app, "--serializer",
+                   "protobuf", "--json")  # fmt: skip
+    assert [json.loads(line)["payload"] for line in out.splitlines()] == [
+        {"owner": "ann"}, {"amount": "100"}, {"amount": "1"},
+    ]  # fmt: skip
+    code, _, err = await acli(capsys, "state", "account", "p1", "--store", path, *app)
+    assert code == 1 and "cannot be serialized by JsonSerializer" in err
+    assert err.rstrip().endswith("(written by another serializer? see --serializer)")
+    out = await ok(capsys, "events", "account|p1", "--store", path, "--serializer", "protobuf",
+                   "--json")  # fmt: skip
+    payload = json.loads(out.splitlines()[0])["payload"]  # no app: bytes, never a JSON guess
+    assert payload == {"undecodable": b"\n\x03ann".hex(), "bytes": 5}

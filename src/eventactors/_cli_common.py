@@ -14,9 +14,9 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from ._cli_output import error
-from ._inspection_stores import one_line, open_checked, serializer_named
+from ._inspection_stores import InspectionError, one_line, open_checked, serializer_named
 from .engine import Engine
-from .errors import EventActorsError
+from .errors import EventActorsError, SerializationError
 from .inspection import load_app
 from .stores.protocols import Store
 
@@ -51,7 +51,15 @@ async def _checked(args: argparse.Namespace, work: Work, read_only: bool) -> int
 
 
 async def app_engine(spec: str, store: Store) -> Engine:
-    """`--app`, importable from the current directory as under `python -m`."""
+    """`--app`, importable from the current directory as under `python -m`. A factory that
+    cannot register its types with the store's serializer is told where to choose another."""
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return await load_app(spec, store)
+    try:
+        return await load_app(spec, store)
+    except InspectionError as exc:
+        if isinstance(exc.__cause__, SerializationError):
+            raise InspectionError(
+                f"{exc} (written by another serializer? see --serializer)"
+            ) from None
+        raise
