@@ -34,6 +34,8 @@ from .params import PageError
 from .rendering import error_page, make_templates
 
 STATIC = Path(__file__).parent / "static"
+#: How long shutdown waits for the lag sampler, which may be inside a store call.
+SAMPLER_STOP_TIMEOUT = 5.0
 
 logger = logging.getLogger("eventactors.console")
 
@@ -75,10 +77,13 @@ def create_app(
         finally:
             sampler.cancel()
             try:
-                # gather, not await: a sampler that died must not skip the steps below
-                [ended] = await asyncio.gather(sampler, return_exceptions=True)
-                if not isinstance(ended, asyncio.CancelledError):
-                    logger.error("the console's lag sampler had stopped: %r", ended)
+                # wait, not await: a sampler that died, or does not stop, must not keep the
+                # steps below from running
+                await asyncio.wait({sampler}, timeout=SAMPLER_STOP_TIMEOUT)
+                if not sampler.done():
+                    logger.error("the console's lag sampler did not stop; shutting down")
+                elif not sampler.cancelled() and sampler.exception() is not None:
+                    logger.error("the console's lag sampler had died: %r", sampler.exception())
             finally:
                 if engine is not None and started_engine:
                     await engine.stop()  # closes the store

@@ -50,12 +50,18 @@ class LagSampler:
         """Samples until cancelled (the app's lifespan owns this task). An unexpected error
         is shown on the lag page and logged, and sampling goes on: a chart that silently
         stopped would say the lag stood still."""
+        task = asyncio.current_task()
         while True:
             try:
                 await self.sample()
             except Exception as exc:
                 self.last_error = f"the lag sampler failed: {exc!r}"
                 logger.exception("the console's lag sampler failed; it samples again")
+            if task is not None and task.cancelling():
+                # A store's connect can swallow the cancellation (on Python 3.11, one that
+                # meets asyncio.wait_for's own timeout comes out as TimeoutError, which
+                # `sample` takes for an OSError): stop all the same.
+                raise asyncio.CancelledError
             await asyncio.sleep(self.interval)
 
     def chart_data(self) -> dict[str, Any]:
