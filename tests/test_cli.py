@@ -124,3 +124,15 @@ async def empty_store(path) -> None:
     store = ea.SQLiteStore(path)
     await store.head_position()  # creates the schema
     await store.close()
+
+
+def test_an_app_module_with_a_syntax_error_is_one_line_and_exit_1(tmp_path):
+    """In its own process: a SyntaxError compiled in-process unsettles CPython 3.11's parser
+    state for later `ast.parse` calls (pytest's assertion rewriting among them)."""
+    asyncio.run(empty_store(tmp_path / "x.db"))
+    (tmp_path / "synerr.py").write_text("def x(:\n")
+    result = run("state", "a", "b", "--app", "synerr:build", "--store", "x.db", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("eventactors state: cannot load app 'synerr:build': ")
+    assert "SyntaxError: " in result.stderr and "synerr.py, line 1" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -215,7 +215,6 @@ async def test_a_bad_app_is_one_line_and_exit_1(db, capsys, app, message):
 
 
 BROKEN_MODULES = {
-    "syntax": ("def x(:\n", "SyntaxError: "),
     "raises": ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
     "undefined": ("undefined_name\n", "NameError: name 'undefined_name' is not defined"),
     "environ": ("import os\nos.environ['EA_NO_SUCH_VARIABLE']\n", "KeyError: 'EA_NO_SUCH_"),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import json
 import sqlite3
-import textwrap
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -281,24 +280,30 @@ def test_binary_and_broken_payloads_never_raise():
     }
 
 
+async def take(
+    events: AsyncIterator[ea.EventEnvelope], count: int, seen: list[ea.EventEnvelope]
+) -> None:
+    """Follows until `count` events are seen, then closes the generator where it stands, at a
+    yield: cancelling it instead could interrupt a read and leave its connection behind."""
+    async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async for envelope in events:
+            seen.append(envelope)
+            if len(seen) >= count:
+                return
+
+
 async def test_follow_events_tails_one_stream_after_its_history(store):
     await bank(store)
     seen: list[ea.EventEnvelope] = []
 
-    async def follow() -> None:
-        async for envelope in inspection.follow_events(
-            store, after_position=0, persistence_id="account|bob", poll=0.05
-        ):
-            seen.append(envelope)
-
-    task = asyncio.create_task(follow())
-    try:
-        await wait_until(lambda: len(seen) >= 2, timeout=10)
-        await write(store, "account", "ann", Deposited(1))
-        await write(store, "account", "bob", Deposited(2))
-        await wait_until(lambda: len(seen) >= 3, timeout=10)
-    finally:
-        task.cancel()
+    events = inspection.follow_events(
+        store, after_position=0, persistence_id="account|bob", poll=0.05
+    )
+    task = asyncio.create_task(take(events, 3, seen))
+    await wait_until(lambda: len(seen) >= 2, timeout=10)
+    await write(store, "account", "ann", Deposited(1))
+    await write(store, "account", "bob", Deposited(2))
+    await asyncio.wait_for(task, 10)
     assert [(e.entity_id, e.sequence_number) for e in seen] == [("bob", 1), ("bob", 2), ("bob", 3)]
 
 
@@ -337,78 +342,6 @@ async def test_postgres_unreachable_or_without_the_schema(pg_schema):
     await inspection.check_reachable(store)
     assert len(await inspection.list_streams(store)) == 3
     await store.close()
-
-
-APP_MODULE = """
-import eventactors as ea
-from eventactors_examples.bank.domain import register
-
-async def record(envelope):
-    pass
-
-engine = ea.Engine()
-register(engine)
-
-def factory(store):
-    return engine
-
-def not_an_engine(store):
-    return 42
-
-def broken(store):
-    raise RuntimeError("no database configured")
-
-async def with_projection(store):
-    built = ea.Engine(store=store)
-    register(built)
-    await built.add_projection("audit", record)
-    return built
-"""
-
-
-@pytest.fixture
-def app_module(tmp_path, monkeypatch) -> str:
-    name = f"inspect_app_{tmp_path.name}".replace("-", "_")
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(APP_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
-
-
-async def test_load_app_from_an_engine_or_a_factory(store, app_module):
-    await bank(store)
-    module = importlib.import_module(app_module)
-    await module.engine.add_projection("audit", module.record, batch_size=7)
-    engine = await inspection.load_app(f"{app_module}:engine", store)
-    assert engine.store is store and engine.entity_types == ("account",)
-    assert inspection.projection_names(engine) == ["audit"]
-    assert engine._projections.get("audit").spec.offset_store is store
-    async with engine:
-        state, revision = await engine.get_state("account", "ann", at_revision=2)
-        assert (state.balance, revision) == (100, 2)
-    bare = await inspection.engine_on(engine, store, projections=False, passivate_after=0.5)
-    assert bare.entity_types == ("account",) and inspection.projection_names(bare) == []
-    assert [options["passivate_after"] for *_, options in inspection.registrations(bare)] == [0.5]
-    built = await inspection.load_app(f"{app_module}:with_projection", store)
-    assert inspection.projection_names(built) == ["audit"]
-    with pytest.raises(InspectionError, match="failed to build its engine: TypeError: the bal"):
-        await inspection.load_app("eventactors_examples.bank.app:build_engine", ea.MemoryStore())
-
-
-@pytest.mark.parametrize(
-    ("attribute", "message"),
-    [
-        ("", "module:engine or module:factory, got"),
-        (":nope", "cannot load app .*nope"),
-        (":not_an_engine", "returned 42, not an Engine"),
-        (":broken", "failed to build its engine: RuntimeError: no database configured"),
-        (":ea", "neither an Engine nor a factory"),
-    ],
-)
-async def test_load_app_names_the_spec_on_any_failure(app_module, attribute, message):
-    with pytest.raises(InspectionError, match=message):
-        await inspection.load_app(f"{app_module}{attribute}", ea.MemoryStore())
-    with pytest.raises(InspectionError, match=r"cannot load app 'no\.such\.module:x'"):
-        await inspection.load_app("no.such.module:x", ea.MemoryStore())
 
 
 # -- read-only opening --------------------------------------------------------------------
@@ -552,55 +485,10 @@ async def test_follow_events_of_a_stream_from_a_sequence_number(store):
     await bank(store)
     seen: list[ea.EventEnvelope] = []
 
-    async def follow() -> None:
-        async for envelope in inspection.follow_events(
-            store, after_position=6, persistence_id="account|bob", from_sequence=4, poll=0.05
-        ):
-            seen.append(envelope)
-
-    task = asyncio.create_task(follow())
-    try:
-        await write(store, "account", "bob", Deposited(3), Deposited(4))  # sequences 3 and 4
-        await wait_until(lambda: len(seen) >= 1, timeout=10)
-    finally:
-        task.cancel()
+    events = inspection.follow_events(
+        store, after_position=6, persistence_id="account|bob", from_sequence=4, poll=0.05
+    )
+    task = asyncio.create_task(take(events, 1, seen))
+    await write(store, "account", "bob", Deposited(3), Deposited(4))  # sequences 3 and 4
+    await asyncio.wait_for(task, 10)
     assert [e.sequence_number for e in seen] == [4]
-
-
-# -- applications -------------------------------------------------------------------------
-
-BAD_MODULES = {
-    "syntax": ("def x(:\n", "SyntaxError: "),
-    "raises": ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
-    "undefined": ("undefined_name\n", "NameError: name 'undefined_name' is not defined"),
-    "environ": ("import os\nos.environ['EA_NO_SUCH_VARIABLE']\n", "KeyError: 'EA_NO_SUCH"),
-    "exits": ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
-}
-
-
-@pytest.mark.parametrize("kind", sorted(BAD_MODULES))
-async def test_load_app_names_the_spec_and_the_error_of_a_module_that_fails(
-    tmp_path, monkeypatch, kind
-):
-    body, message = BAD_MODULES[kind]
-    name = f"bad_{kind}_{tmp_path.name}".replace("-", "_")
-    (tmp_path / f"{name}.py").write_text(body)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(InspectionError) as refused:
-        await inspection.load_app(f"{name}:x", ea.MemoryStore())
-    assert str(refused.value).startswith(f"cannot load app '{name}:x': ")
-    assert message in str(refused.value)
-
-
-async def ignore(envelope: ea.EventEnvelope) -> None:
-    pass
-
-
-async def test_engine_projection_names_are_the_names_offsets_are_kept_under():
-    engine = ea.Engine()
-    await engine.add_projection("audit", ignore)
-    await engine.add_projection("mail", ignore, partitions=2)
-    assert engine.projection_names() == ("audit", "mail/slices-0-511", "mail/slices-512-1023")
-    assert inspection.projection_names(engine) == list(engine.projection_names())
-    await engine.remove_projection("mail")
-    assert engine.projection_names() == ("audit",)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import rich.progress
 
 Progress = Callable[[int, int], None]
 
@@ -17,8 +20,8 @@ class ProgressBar:
     def __init__(self, title: str, *, quiet: bool = False) -> None:
         self._title = title
         self._quiet = quiet
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: rich.progress.Progress | None = None
+        self._task: rich.progress.TaskID | None = None
         self._shown = -1
         self._started = time.monotonic()
 
@@ -42,6 +45,7 @@ class ProgressBar:
         pass
 
     def _advance(self, position: int, head: int) -> None:
+        assert self._bar is not None and self._task is not None
         self._bar.update(self._task, completed=position, total=max(head, position))
 
     def _print(self, position: int, head: int) -> None:

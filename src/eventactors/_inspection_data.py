@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -150,12 +150,14 @@ def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnve
 
     Non-finite numbers (`NaN`, `1e400`) parse as floats that JSON cannot hold: encode the
     result with msgspec, which writes them as null."""
-    serializer: Any = getattr(store_or_serializer, "serializer", store_or_serializer)
+    serializer = cast(
+        Serializer, getattr(store_or_serializer, "serializer", store_or_serializer)
+    )  # a store has one, a serializer is one
     try:
         return value_as_data(serializer.decode(envelope.event_type, envelope.payload))
     except Exception:  # an unregistered type, or a payload its class no longer reads
         pass
-    if getattr(serializer, "is_text", True):
+    if serializer.is_text:
         try:
             return json.loads(envelope.payload)
         except ValueError:  # not JSON, or not UTF-8

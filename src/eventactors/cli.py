@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._inspection_stores import SERIALIZERS
 
@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _inspector_commands(commands: Any) -> None:
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _inspector_commands(commands: Commands) -> None:
     """The subcommands that inspect a store; each one's work is in its own `_cli_*` module."""
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
@@ -73,7 +77,9 @@ def _inspector_commands(commands: Any) -> None:
         help="how the payloads were written (default: json); an --app Engine brings its own",
     )
 
-    def command(name: str, text: str, *, parents: list[Any] | None = None) -> Any:
+    def command(
+        name: str, text: str, *, parents: list[argparse.ArgumentParser] | None = None
+    ) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=text, description=text, parents=parents or [options])
 
     streams = command(
