@@ -30,8 +30,10 @@ SAMPLE_INTERVAL = 0.2
 expect.set_options(timeout=5_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: while Playwright's sync API is open its loop counts as
+    # running on this thread, and every asyncio test collected after the console's would fail.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
