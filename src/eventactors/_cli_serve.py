@@ -4,24 +4,33 @@ extra); imported only when asked for, so the command works without it."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 
 from ._cli_output import error
-from .inspection import InspectionError, open_existing_store
+from .inspection import InspectionError, open_checked
+
+#: What the `console` extra installs: only their absence means the console is not installed.
+CONSOLE_PACKAGES = frozenset({"starlette", "uvicorn", "jinja2"})
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         server = importlib.import_module("eventactors.console.server")
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in CONSOLE_PACKAGES:
+            raise  # a bug in the console, not a missing extra: show it as one
         return error(
             args.command,
             f"the web console is not installed ({exc}): pip install 'eventactors[console]'",
         )
     try:
-        # A missing file fails here, at once; stores connect on first use, so the store is
-        # handed to the server unopened, and the server closes it.
-        store = open_existing_store(args.store, schema=args.schema)
+        # Checked read-only first, so a file that is not a store never gets tables; the
+        # store comes back unconnected, for the server's own loop, which closes it. It can
+        # write only when commands are allowed.
+        store = asyncio.run(
+            open_checked(args.store, schema=args.schema, read_only=not args.allow_commands)
+        )
     except InspectionError as exc:
         return error(args.command, str(exc))
     status: int = server.serve(

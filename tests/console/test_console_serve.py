@@ -104,6 +104,34 @@ def test_eventactors_serve_binds_loopback_and_serves_the_home_page(
         assert serve.stop() == 0, "".join(serve.output)
 
 
+def test_eventactors_serve_with_allow_commands_writes_the_command(
+    page: Page, tmp_path: Path, loop: LoopThread
+) -> None:
+    path = tmp_path / "writable.db"
+    loop.run(seed_bank(ea.SQLiteStore(path)))
+    before = loop.run(highest_sequence(path, "account|acc-3"))
+    app = "eventactors_examples.bank.app:build_engine"
+    serve = ServeProcess("--store", str(path), "--app", app, "--allow-commands", "--port", "0")
+    try:
+        url, _ = serve.wait_for(STARTED).groups()
+        page.goto(url + "/stream?id=account|acc-3")
+        page.get_by_label("Command").select_option("Deposit")
+        page.get_by_label("Body (JSON)").fill('{"amount": 1}')
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("status")).to_contain_text("Deposit accepted")
+    finally:
+        assert serve.stop() == 0, "".join(serve.output)
+    assert loop.run(highest_sequence(path, "account|acc-3")) == before + 1
+
+
+async def highest_sequence(path: Path, persistence_id: str) -> int:
+    store = ea.SQLiteStore(path, read_only=True)
+    try:
+        return await store.highest_sequence_number(persistence_id)
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
