@@ -1,5 +1,6 @@
 """`Engine.statistics()`: the figures after a known workload, on a MemoryStore and on an
-SQLite file; mailbox depth while a handler is held; projection lag falling to 0."""
+SQLite file; mailbox depth while a handler is held; projection lag falling to 0, batch sizes,
+and an outage's error cleared once the projection recovers; the rate right after a start."""
 
 from __future__ import annotations
 
@@ -139,7 +140,16 @@ async def test_figures_after_a_known_workload(tmp_path: Path, store_name: str) -
     assert latency is not None and latency.samples == 10
     assert 0 < latency.p50 <= latency.p95 <= latency.p99 < 5
     assert stats.mean_append_batch is not None and stats.mean_append_batch >= 1.0
+    assert stats.store_appends is not None and stats.store_transactions is not None
+    assert stats.mean_append_batch == stats.store_appends / stats.store_transactions
+    # every write came after the start, within the window: the recent batch is the same
+    assert stats.recent_append_batch == pytest.approx(stats.mean_append_batch)
     assert stats.max_mailbox_depth == 1  # one command at a time: never more than one waiting
+    assert stats.deepest_mailbox == 0
+    assert (
+        len(stats.engine_id) == 12
+        and stats.engine_id != new_engine(ea.MemoryStore()).statistics().engine_id
+    )
     with pytest.raises(FrozenInstanceError):
         stats.appends = 0  # type: ignore[misc]
     assert not engine.statistics().running
@@ -170,11 +180,12 @@ async def test_mailbox_depth_while_a_handler_is_held(tmp_path: Path, store_name:
         waiting = [asyncio.ensure_future(engine.send("ledger", "busy", Put())) for _ in range(3)]
         await wait_until(lambda: engine.statistics().queued_messages == 3)
         stats = engine.statistics()
-        assert (stats.busy_entities, stats.queued_messages, stats.max_mailbox_depth) == (1, 3, 3)
+        assert (stats.busy_entities, stats.queued_messages) == (1, 3)
+        assert (stats.deepest_mailbox, stats.max_mailbox_depth) == (3, 3)
         gate.set()
         await asyncio.gather(held, *waiting)
         stats = engine.statistics()
-        assert (stats.queued_messages, stats.max_mailbox_depth) == (0, 3)
+        assert (stats.queued_messages, stats.deepest_mailbox, stats.max_mailbox_depth) == (0, 0, 3)
         assert stats.commands.accepted == 4
 
 
@@ -200,6 +211,67 @@ async def test_projection_lag_falls_to_zero_after_catch_up(tmp_path: Path, store
         caught_up = engine.statistics().projections["held"]
         assert (caught_up.position, caught_up.head, caught_up.events_handled) == (20, 20, 20)
         assert caught_up.state is ea.ProjectionState.RUNNING and len(seen) == 20
+
+
+async def test_batch_sizes_of_each_projection() -> None:
+    pages: list[int] = []
+    async with new_engine(ea.MemoryStore()) as engine:
+        await engine.send("ledger", "l", Put(10))
+        await engine.add_projection(
+            "pages", lambda page: pages.append(len(page)), batched=True, batch_size=4
+        )
+        await engine.add_projection("single", lambda envelope: None)
+        await engine.wait_for_projection("pages")
+        await engine.wait_for_projection("single")
+        batches = engine.statistics().projection_batches
+    assert pages == [4, 4, 2]
+    assert batches["pages"] == ea.BatchSizes(last=2, mean=10 / 3, batches=3)
+    # a page of the log, handed to the handler one event at a time
+    assert batches["single"] == ea.BatchSizes(last=10, mean=10.0, batches=1)
+
+
+class Outage(ea.MemoryStore):
+    """A MemoryStore whose reads of the log fail while `down` is set."""
+
+    down = False
+
+    async def read_all(self, *args: Any, **kwargs: Any) -> list[ea.EventEnvelope]:
+        if self.down:
+            raise ea.StoreUnavailable("the store is restarting")
+        return await super().read_all(*args, **kwargs)
+
+
+async def test_an_outage_shows_in_last_error_until_the_projection_recovers() -> None:
+    store = Outage()
+    read_model_down = True
+
+    def handler(envelope: ea.EventEnvelope) -> None:
+        if read_model_down:
+            raise ea.StoreUnavailable("read model down")
+
+    async with new_engine(store) as engine:
+        await engine.add_projection("p", handler, poll_interval=0.01)
+        await engine.send("ledger", "l", Put())
+
+        def status() -> ea.ProjectionStatus:
+            return engine.statistics().projections["p"]
+
+        await wait_until(lambda: status().last_error == "StoreUnavailable: read model down")
+        read_model_down = False  # the read model is back: the batch is handled
+        await wait_until(lambda: status().lag == 0)
+        assert status().last_error is None
+        store.down = True  # the event store goes away while the projection is idle
+        await wait_until(lambda: status().last_error == "StoreUnavailable: the store is restarting")
+        store.down = False
+        await wait_until(lambda: status().last_error is None)
+        assert status().state is ea.ProjectionState.RUNNING
+
+
+async def test_the_rate_right_after_the_start_is_over_the_whole_window() -> None:
+    async with new_engine(ea.MemoryStore()) as engine:
+        await engine.send("ledger", "l", Put())
+        rate = engine.statistics().commands_per_second
+    assert 0 < rate <= 1 / 10  # one command in a ten-second window, not thousands a second
 
 
 async def test_latencies_are_those_of_the_latest_1024_writes() -> None:

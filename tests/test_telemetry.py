@@ -7,18 +7,14 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
+from otel_support import Otel, attributes, private_otel
 from test_statistics import CounterBehavior, Fail, Hold, LedgerBehavior, Put, Refuse
 from waits import wait_until
 
@@ -30,37 +26,10 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class Otel:
-    spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-
-    def finished(self, name: str) -> list[ReadableSpan]:
-        return [span for span in self.spans.get_finished_spans() if span.name == name]
-
-    def collect(self) -> dict[str, Metric]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        return {
-            metric.name: metric
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-        }
-
-
 @pytest.fixture
 def otel() -> Iterator[Otel]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    yield Otel(spans, reader, tracer_provider, meter_provider)
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
+    with private_otel() as providers:
+        yield providers
 
 
 @pytest.fixture
@@ -68,16 +37,10 @@ async def engine(otel: Otel, tmp_path: Path) -> AsyncIterator[ea.Engine]:
     engine = ea.Engine(store=ea.SQLiteStore(tmp_path / "telemetry.db"))
     engine.register("ledger", LedgerBehavior, command_timeout=0.05)
     engine.register("counter", CounterBehavior)
-    telemetry.instrument(
-        engine, tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
-    )
+    otel.instrument(engine)
     async with engine:
         yield engine
     telemetry.uninstrument(engine)
-
-
-def attributes(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
 
 
 def command_attributes(entity_id: str, outcome: str, events: int, revision: int) -> dict[str, Any]:
@@ -179,9 +142,7 @@ async def test_the_command_span_is_current_while_the_handler_runs(
 
     engine = ea.Engine()
     engine.register("spy", Spying)
-    telemetry.instrument(
-        engine, tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
-    )
+    otel.instrument(engine)
     async with engine:
         await engine.send("spy", "s", object())
     telemetry.uninstrument(engine)
@@ -199,6 +160,7 @@ async def test_a_span_per_projection_batch(engine: ea.Engine, otel: Otel) -> Non
     await engine.wait_for_projection("numbers")
     (batch,) = otel.finished("projection numbers")
     assert attributes(batch) == {
+        "eventactors.engine.id": engine.statistics().engine_id,
         "eventactors.projection.name": "numbers",
         "eventactors.projection.batch.size": 6,
         "eventactors.projection.position.first": 1,
@@ -215,112 +177,6 @@ async def test_a_span_per_projection_batch(engine: ea.Engine, otel: Otel) -> Non
     (failed,) = otel.finished("projection broken")
     assert attributes(failed)["eventactors.projection.outcome"] == "failed"
     assert failed.status.status_code is StatusCode.ERROR
-
-
-async def test_metrics_names_units_and_attributes(engine: ea.Engine, otel: Otel) -> None:
-    await engine.add_projection("all", lambda envelope: None)
-    for n in range(4):
-        await engine.send("ledger", f"l-{n}", Put())
-    with pytest.raises(ea.Rejected):
-        await engine.send("ledger", "l-0", Refuse("no"))
-    await engine.send("counter", "c", object())
-    await engine.wait_for_projection("all")
-
-    metrics = otel.collect()
-    units = {name: metric.unit for name, metric in metrics.items()}
-    assert units == {
-        "eventactors.commands": "{command}",
-        "eventactors.append.duration": "s",
-        "eventactors.events.appended": "{event}",
-        "eventactors.store.transactions": "{transaction}",
-        "eventactors.store.appends": "{append}",
-        "eventactors.mailbox.depth": "{command}",
-        "eventactors.mailbox.queued": "{command}",
-        "eventactors.projection.lag": "{event}",
-        "eventactors.projection.position": "{position}",
-        "eventactors.projection.events": "{event}",
-        "eventactors.projection.batch.size": "{event}",
-    }
-
-    def points(name: str) -> dict[tuple[tuple[str, Any], ...], Any]:
-        return {
-            tuple(sorted((point.attributes or {}).items())): point
-            for point in metrics[name].data.data_points
-        }
-
-    commands = {key: point.value for key, point in points("eventactors.commands").items()}
-    type_key, outcome_key = "eventactors.entity.type", "eventactors.command.outcome"
-    assert commands[((outcome_key, "accepted"), (type_key, "ledger"))] == 4
-    assert commands[((outcome_key, "rejected"), (type_key, "ledger"))] == 1
-    assert commands[((outcome_key, "error"), (type_key, "ledger"))] == 0
-    assert commands[((outcome_key, "accepted"), (type_key, "counter"))] == 1
-
-    durations = points("eventactors.append.duration")
-    assert durations[((type_key, "ledger"),)].count == 4
-    assert durations[((type_key, "counter"),)].count == 1
-    assert durations[((type_key, "ledger"),)].sum > 0
-    assert points("eventactors.events.appended")[()].value == 4
-    assert points("eventactors.store.appends")[()].value == 4
-    assert points("eventactors.store.transactions")[()].value >= 1
-    assert points("eventactors.mailbox.depth")[()].value == 1
-    assert points("eventactors.mailbox.queued")[()].value == 0
-
-    projection = (("eventactors.projection.name", "all"),)
-    assert points("eventactors.projection.lag")[projection].value == 0
-    assert points("eventactors.projection.position")[projection].value == 4
-    assert points("eventactors.projection.events")[projection].value == 4
-    batches = points("eventactors.projection.batch.size")[projection]
-    assert batches.sum == 4 and batches.count >= 1
-
-
-async def test_the_mailbox_depth_gauge_reports_the_peak_since_the_last_collection(
-    engine: ea.Engine, otel: Otel
-) -> None:
-    gate = asyncio.Event()
-    held = asyncio.ensure_future(engine.send("ledger", "busy", Hold(gate)))
-    await wait_until(lambda: engine.statistics().busy_entities == 1)
-    waiting = [asyncio.ensure_future(engine.send("ledger", "busy", Put())) for _ in range(3)]
-    await wait_until(lambda: engine.statistics().queued_messages == 3)
-    metrics = otel.collect()
-    assert metrics["eventactors.mailbox.depth"].data.data_points[0].value == 3
-    assert metrics["eventactors.mailbox.queued"].data.data_points[0].value == 3
-    gate.set()
-    await asyncio.gather(held, *waiting)
-    metrics = otel.collect()
-    assert metrics["eventactors.mailbox.depth"].data.data_points[0].value == 0
-    assert engine.statistics().max_mailbox_depth == 3
-
-
-async def test_uninstrument_stops_spans_and_metrics_and_instrument_again_works(
-    otel: Otel,
-) -> None:
-    engine = ea.Engine()
-    engine.register("counter", CounterBehavior)
-    providers = {"tracer_provider": otel.tracer_provider, "meter_provider": otel.meter_provider}
-    telemetry.instrument(engine, **providers)
-    with pytest.raises(ea.EventActorsError, match="already instrumented"):
-        telemetry.instrument(engine, **providers)
-    async with engine:
-        await engine.send("counter", "c", object())
-        telemetry.uninstrument(engine)
-        telemetry.uninstrument(engine)  # a second time does nothing
-        await engine.send("counter", "c", object())
-        assert len(otel.finished("counter object")) == 1
-        data = otel.metrics.get_metrics_data()
-        names = {
-            metric.name
-            for resource in (data.resource_metrics if data else [])
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.data.data_points
-        }
-        assert "eventactors.commands" not in names
-        telemetry.instrument(engine, **providers)  # the same meter: its instruments again
-        await engine.send("counter", "c", object())
-        assert len(otel.finished("counter object")) == 2
-        commands = otel.collect()["eventactors.commands"].data.data_points
-        assert {point.value for point in commands} == {3, 0}
-    telemetry.uninstrument(engine)
 
 
 def test_instrument_refuses_what_is_not_an_engine(otel: Otel) -> None:
@@ -368,18 +224,50 @@ def test_without_the_extra_instrument_says_what_to_install() -> None:
     assert "pip install 'eventactors[telemetry]'" in result.stdout
 
 
-async def test_a_command_dropped_because_its_caller_gave_up_has_a_timeout_span(
+async def test_a_command_dropped_because_its_caller_gave_up_has_a_timeout_span_ending_then(
     engine: ea.Engine, otel: Otel
 ) -> None:
+    engine.register("slow", LedgerBehavior)  # no command_timeout: holds until released
     gate = asyncio.Event()
-    held = asyncio.ensure_future(engine.send("ledger", "busy", Hold(gate)))
-    await wait_until(lambda: engine.statistics().busy_entities == 1)
-    with pytest.raises(ea.CommandTimeout):
-        await engine.send("ledger", "busy", Put(), timeout=0.02)
-    gate.set()
-    await held
-    await wait_until(lambda: len(otel.finished("ledger Put")) == 1)
-    (dropped,) = otel.finished("ledger Put")
+    held = asyncio.ensure_future(engine.send("slow", "busy", Hold(gate)))
+    try:
+        await wait_until(lambda: engine.statistics().busy_entities == 1)
+        with pytest.raises(ea.CommandTimeout):
+            await engine.send("slow", "busy", Put(), timeout=0.05)
+        # ended when its caller gave up, while the entity is still busy with the Hold
+        (dropped,) = otel.finished("slow Put")
+        assert engine.statistics().busy_entities == 1
+    finally:
+        gate.set()  # a failure here must not leave the engine's stop waiting for the Hold
     assert attributes(dropped)["eventactors.command.outcome"] == "timeout"
     assert dropped.status.status_code is StatusCode.ERROR
     assert dropped.status.description == "the caller stopped waiting"
+    assert dropped.start_time is not None and dropped.end_time is not None
+    assert dropped.end_time - dropped.start_time >= 0.04e9  # from its send to its timeout
+    await held
+    await wait_until(lambda: engine.statistics().busy_entities == 0)
+    assert len(otel.finished("slow Put")) == 1  # its turn came: dropped, not traced again
+
+
+async def test_a_stop_while_a_batch_waits_for_the_store_ends_it_as_stopped_not_failed(
+    otel: Otel,
+) -> None:
+    engine = ea.Engine()
+    engine.register("ledger", LedgerBehavior)
+    otel.instrument(engine)
+    attempts: list[int] = []
+
+    def down(envelope: ea.EventEnvelope) -> None:
+        attempts.append(1)
+        raise ea.StoreUnavailable("read model down")
+
+    async with engine:
+        await engine.send("ledger", "l", Put())
+        await engine.add_projection("read-model", down)
+        await wait_until(lambda: len(attempts) >= 2)  # waiting the outage out
+        await engine.remove_projection("read-model")
+    telemetry.uninstrument(engine)
+    (batch,) = otel.finished("projection read-model")
+    assert attributes(batch)["eventactors.projection.outcome"] == "stopped"
+    assert batch.status.status_code is StatusCode.UNSET and not batch.events
+    assert otel.points("eventactors.projection.batch.size") == {}  # not a batch handled

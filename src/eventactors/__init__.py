@@ -7,6 +7,7 @@ actor runtime), `records` (what crosses the store boundary), `serialization`, an
 
 from typing import TYPE_CHECKING, Any
 
+from ._statistics import BatchSizes as BatchSizes
 from ._statistics import CommandCounts as CommandCounts
 from ._statistics import EngineStatistics as EngineStatistics
 from ._statistics import LatencyPercentiles as LatencyPercentiles
@@ -81,6 +82,7 @@ __all__ = [
     "FAILED",
     "REJECTED",
     "TIMED_OUT",
+    "BatchSizes",
     "CommandCounts",
     "CommandLogStore",
     "CommandRecord",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandTimeout, InvalidEntityId
+
+if TYPE_CHECKING:
+    from ._runtime.entity import EntityActor
+    from ._runtime.message import Message
 
 MAX_ENTITY_ID_LENGTH = 1024
 
@@ -20,10 +24,29 @@ async def wait_reply(
     except CommandTimeout:
         raise  # the entity's own command_timeout: its message says what ran out
     except TimeoutError:
-        raise CommandTimeout(
-            f"no reply from {persistence_id!r} within {timeout}s; a command that had not "
-            "started was dropped, one already running may still complete"
-        ) from None
+        raise caller_timeout(persistence_id, timeout) from None
+
+
+async def wait_command(actor: EntityActor, message: Message, timeout: float | None) -> Any:
+    """A command's reply from an entity of this engine. Past the caller's `timeout`, one
+    whose turn has not come is counted as a timeout at once, not when the entity reaches it,
+    which a stuck entity may never do."""
+    if timeout is None:
+        return await message.future
+    try:
+        return await asyncio.wait_for(message.future, timeout)
+    except CommandTimeout:
+        raise  # the entity's own command_timeout: its message says what ran out
+    except TimeoutError:
+        actor.gave_up(message)
+        raise caller_timeout(actor.persistence_id, timeout) from None
+
+
+def caller_timeout(persistence_id: str, timeout: float) -> CommandTimeout:
+    return CommandTimeout(
+        f"no reply from {persistence_id!r} within {timeout}s; a command that had not "
+        "started was dropped, one already running may still complete"
+    )
 
 
 def check_entity_id(entity_id: object) -> None:

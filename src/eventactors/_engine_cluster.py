@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._engine_checks import check_entity_id, wait_reply
+from ._engine_checks import check_entity_id, wait_command, wait_reply
 from .cluster.config import RayCluster
 from .errors import EventActorsError
 from .records import EventEnvelope, Reply, persistence_id_of
@@ -24,6 +24,7 @@ STOP_TIMEOUT = 30.0
 if TYPE_CHECKING:
     from ._runtime.entity import EntityActor
     from ._runtime.kinds import EntityKind
+    from ._runtime.message import Message as Sent
     from .cluster.app_spec import AppSpec, Registration
     from .cluster.remote_projections import RemoteProjections
     from .cluster.router import ShardRouter
@@ -120,30 +121,26 @@ class ClusterMode:
 
     async def _send_here(self, message: SendMessage) -> Reply[Any]:
         """Handles a command of an entity this engine hosts."""
-        kind, actor, future = self._post_here(message)
-        return await self._finish_here(kind, actor, future, message)
+        kind, actor, sent = self._post_here(message)
+        return await self._finish_here(kind, actor, sent, message)
 
-    def _post_here(
-        self, message: SendMessage
-    ) -> tuple[EntityKind, EntityActor, asyncio.Future[Reply[Any]]]:
-        """Puts the command in its entity's mailbox, synchronously."""
+    def _post_here(self, message: SendMessage) -> tuple[EntityKind, EntityActor, Sent]:
+        """Puts the command in its entity's mailbox, synchronously; `sent.future` gets the
+        reply."""
         kind = self._kind(message.entity_type)
         actor = self._actor(message.entity_type, message.entity_id)
-        future = self._post(
+        sent: Sent = self._post(
             actor, message.command, *message.options,
             creates_with=message.creates_with, addressed_by=message.addressed_by,
+            must_create=message.must_create,
         )  # fmt: skip
-        return kind, actor, future
+        return kind, actor, sent
 
     async def _finish_here(
-        self,
-        kind: EntityKind,
-        actor: EntityActor,
-        future: asyncio.Future[Reply[Any]],
-        message: SendMessage,
+        self, kind: EntityKind, actor: EntityActor, sent: Sent, message: SendMessage
     ) -> Reply[Any]:
         try:
-            reply: Reply[Any] = await wait_reply(future, message.timeout, actor.persistence_id)
+            reply: Reply[Any] = await wait_command(actor, sent, message.timeout)
         finally:
             if message.creates_with is not None:
                 self._forget_if_unborn(kind, actor)

@@ -60,6 +60,9 @@ class NaturalKeys:
         When concurrent callers create with the same keys, one wins and the others' commands
         go on to the winner's entity. With `create=True` the command must create: keys that
         are already held raise `IdentifierTaken`, and nothing is persisted.
+
+        A call counts once in `statistics()`, by how it ends: a creation that lost the race
+        and went on to the winner is a retry, not an error.
         """
         kind = self._kind(entity_type)
         if kind.identifiers is None:
@@ -73,9 +76,11 @@ class NaturalKeys:
             raise TypeError(f"create must be True or False, got {create!r}")
         options = (metadata, command_id, correlation_id, expected_revision)
         for attempt in range(1, MAX_ROUTING_ATTEMPTS + 1):
+            last = attempt == MAX_ROUTING_ATTEMPTS
             owner = await self.store.find_entity(entity_type, keys)
             if owner is not None:
                 if create:
+                    kind.counts.error += 1  # no entity ran it: this call's one count
                     raise IdentifierTaken(
                         f"{entity_type!r} identifiers {keys} already belong to entity "
                         f"{owner!r}; nothing was persisted",
@@ -88,7 +93,8 @@ class NaturalKeys:
                 try:
                     reply = await self._deliver(message)
                 except KeysMoved:
-                    if attempt == MAX_ROUTING_ATTEMPTS:
+                    if last:
+                        kind.counts.error += 1  # the entities counted only retries
                         raise IdentifierTaken(  # unreachable keys: they keep moving
                             f"{entity_type!r} identifiers {keys} kept changing hands while "
                             "the command was routed; nothing was persisted",
@@ -98,12 +104,16 @@ class NaturalKeys:
                 return replace(reply, entity_id=owner)
             new_id = uuid7()
             creation = SendMessage(
-                entity_type, new_id, command, timeout, options, creates_with=keys
-            )
+                entity_type, new_id, command, timeout, options, creates_with=keys,
+                must_create=create,
+            )  # fmt: skip
             try:
                 reply = await self._deliver(creation)
             except IdentifierTaken:
-                if create or attempt == MAX_ROUTING_ATTEMPTS:
+                if create:
+                    raise  # the entity counted it: with create=True, this is the answer
+                if last:
+                    kind.counts.error += 1  # the entity counted a retry
                     raise
                 continue  # another caller created it first: the command goes to theirs
             return replace(reply, entity_id=new_id)

@@ -18,6 +18,7 @@ from ._engine_checks import (
     check_positive,
     check_send_options,
     check_timeout,
+    wait_command,
     wait_reply,
 )
 from ._engine_cluster import ClusterMode, check_cluster_store
@@ -93,7 +94,7 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
         self._running = False
         self._sweeper: asyncio.Task[None] | None = None
         self._known_head = 0  # the highest position this engine knows to be committed
-        self._recorder = Recorder()  # the runtime's tallies: statistics() and telemetry
+        self._recorder = Recorder(self.store)  # the runtime's tallies: statistics(), telemetry
         self._projections = ProjectionRegistry(self.store, self._recorder)
 
     # -- registration ---------------------------------------------------------------------
@@ -307,10 +308,10 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
             reply: Reply[Any] = await self._remote(shard, message)
             return reply
         actor = self._actor(entity_type, entity_id)
-        future = self._post(actor, command, metadata, command_id, correlation_id, expected_revision)
+        sent = self._post(actor, command, metadata, command_id, correlation_id, expected_revision)
         if timeout is None:  # the common case, without a coroutine more per command
-            return await future
-        return await wait_reply(future, timeout, actor.persistence_id)  # type: ignore[no-any-return]
+            return await sent.future  # type: ignore[no-any-return]
+        return await wait_command(actor, sent, timeout)  # type: ignore[no-any-return]
 
     def _post(
         self,
@@ -322,16 +323,18 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
         expected_revision: int | None,
         creates_with: str | None = None,
         addressed_by: str | None = None,
-    ) -> asyncio.Future[Reply[Any]]:
-        """Puts a command in the actor's mailbox; the future gets its reply."""
+        must_create: bool = False,
+    ) -> Message:
+        """Puts a command in the actor's mailbox; its future gets the reply."""
         command_id = command_id or uuid7()
         future: asyncio.Future[Reply[Any]] = asyncio.get_running_loop().create_future()
         message = Message(
             command, future, command_id, correlation_id or command_id,
             dict(metadata) if metadata else None, expected_revision, creates_with, addressed_by,
+            must_create,
         )  # fmt: skip
         actor.enqueue(message)
-        return future
+        return message
 
     async def get_state(
         self,

@@ -19,8 +19,7 @@ from typing import Any
 from ..errors import (
     CommandTimeout,
     ConcurrencyError,
-    EngineNotStarted,
-    EventActorsError,
+    IdentifierTaken,
     InvalidHandlerResult,
     InvalidIdentifiers,
     Rejected,
@@ -29,73 +28,12 @@ from ..errors import (
 from ..records import ACCEPTED, IdentifierClaim, Reply
 from .command_log import outcome_of, record_unwritten
 from .kinds import EntityKind
+from .message import GET_STATE, KeysMoved, Message, abandoned
 from .recorder import ERROR, REJECTED, RETRIED, TIMEOUT, Hooks
 
+__all__ = ["GET_STATE", "EntityActor", "KeysMoved", "Message", "abandon"]
+
 log = logging.getLogger("eventactors.entity")
-
-
-class Message:
-    """A command (or a state query, when `command` is `GET_STATE`) and where its answer goes.
-
-    `expected_revision` guards a command from a caller who decided on a state read earlier;
-    `creates_with` is set by `send_by` for a new entity: the identifiers it must end up with;
-    `addressed_by`, for an existing one: the identifiers it must still hold when the command's
-    turn comes (else `KeysMoved`, and `send_by` looks the keys up again). `trace` is the
-    caller's tracing context, captured only while telemetry is instrumented.
-    """
-
-    __slots__ = (
-        "addressed_by",
-        "command",
-        "command_id",
-        "correlation_id",
-        "creates_with",
-        "expected_revision",
-        "future",
-        "metadata",
-        "trace",
-    )
-
-    def __init__(
-        self,
-        command: Any,
-        future: asyncio.Future[Any],
-        command_id: str = "",
-        correlation_id: str = "",
-        metadata: dict[str, str] | None = None,
-        expected_revision: int | None = None,
-        creates_with: str | None = None,
-        addressed_by: str | None = None,
-    ) -> None:
-        self.command = command
-        self.future = future
-        self.command_id = command_id
-        self.correlation_id = correlation_id
-        self.metadata = metadata
-        self.expected_revision = expected_revision
-        self.creates_with = creates_with
-        self.addressed_by = addressed_by
-        self.trace: Any = None
-
-
-GET_STATE = object()
-
-
-class KeysMoved(EventActorsError):
-    """The entity `send_by` found by its keys gave them up before the command's turn came;
-    `send_by` resolves the keys again. Never reaches a caller."""
-
-
-def abandoned(persistence_id: str, *, started: bool) -> EngineNotStarted:
-    """The error for a command the engine gave up on while stopping."""
-    if started:
-        return EngineNotStarted(
-            f"the engine stopped while a command to {persistence_id!r} was running; it was "
-            "abandoned, and whether its events were written is unknown until the entity recovers"
-        )
-    return EngineNotStarted(
-        f"the engine stopped before a command to {persistence_id!r} ran; nothing was persisted"
-    )
 
 
 def abandon(task: asyncio.Future[Any]) -> None:
@@ -143,12 +81,35 @@ class EntityActor:
 
     def abandon_callers(self) -> None:
         """Fails the callers of a task that ignored its cancellation, so that `stop()` can
-        finish without it."""
-        if self.current is not None and not self.current.future.done():
-            self.current.future.set_exception(abandoned(self.persistence_id, started=True))
-        for message in self.mailbox or ():
-            if not message.future.done():
-                message.future.set_exception(abandoned(self.persistence_id, started=False))
+        finish without it. Each command counts now, since the task may never end; the running
+        one is taken off the actor, so that a handler returning later counts nothing more."""
+        current, self.current = self.current, None
+        if current is not None:
+            error = abandoned(self.persistence_id, started=True)
+            if not current.future.done():
+                current.future.set_exception(error)
+            if current.command is not GET_STATE:
+                self.kind.counts.error += 1
+                hooks = self.kind.recorder.hooks
+                if hooks is not None:
+                    hooks.command_abandoned(current.trace, self, error)
+        mailbox = self.mailbox
+        if mailbox:
+            for message in mailbox:
+                self._not_run(message, abandoned(self.persistence_id, started=False))
+            mailbox.clear()  # the task, if it carries on, finds nothing more to run
+
+    def gave_up(self, message: Message) -> None:
+        """The caller's timeout passed. A command whose turn has not come will be dropped
+        when it does: it counts as a timeout now, and its span ends now. One already running
+        counts by its outcome when it ends."""
+        if message.started or message.timed_out:
+            return
+        message.timed_out = True
+        self.kind.counts.timeout += 1
+        hooks = self.kind.recorder.hooks
+        if hooks is not None:
+            hooks.command_dropped(self, message, TIMEOUT, None)
 
     def enqueue(self, message: Message) -> None:
         if self.mailbox is None:
@@ -177,15 +138,13 @@ class EntityActor:
                 behavior.engine = self.kind.engine
             except Exception as exc:  # every waiting caller hears why, and the entity recovers
                 while mailbox:
-                    message = mailbox.popleft()
-                    if not message.future.done():
-                        message.future.set_exception(exc)
+                    self._not_run(mailbox.popleft(), exc)
                 return
             self.behavior = behavior
             while mailbox:
                 message = mailbox.popleft()
                 if message.future.done():  # the caller gave up before the command started
-                    self._dropped(message)
+                    self._not_run(message, None)
                     continue
                 self.current = message
                 await self._process(message)
@@ -196,18 +155,18 @@ class EntityActor:
             self.task = None
             self.behavior = None
             for message in mailbox:  # only left when the task was cancelled
-                if not message.future.done():
-                    message.future.set_exception(abandoned(self.persistence_id, started=False))
+                self._not_run(message, abandoned(self.persistence_id, started=False))
             if self.kind.passivate_after is not None:
                 self.last_active = asyncio.get_running_loop().time()
                 self.kind.idle[self.persistence_id] = self
 
     async def _process(self, message: Message) -> None:
+        message.started = True
         future = message.future
         hooks = self.kind.recorder.hooks
         span = None
         if hooks is not None and message.command is not GET_STATE:
-            span = hooks.command_started(self, message)
+            span = message.trace = hooks.command_started(self, message)
         try:
             if not self.recovered:
                 await self.recover()
@@ -229,9 +188,10 @@ class EntityActor:
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():  # the engine is stopping
+                error = abandoned(self.persistence_id, started=True)
                 if not future.done():
-                    future.set_exception(abandoned(self.persistence_id, started=True))
-                self._count(message, exc, hooks, span)
+                    future.set_exception(error)
+                self._count(message, error, hooks, span)
                 raise
             # The handler itself met a cancellation (an awaited future was cancelled): that is
             # its own failure, which goes to its caller; the mailbox carries on.
@@ -255,7 +215,9 @@ class EntityActor:
             return
         if not future.done():
             future.set_result(reply)
-        self.kind.counts.accepted += 1
+            self.kind.counts.accepted += 1
+        elif self.current is message:  # its caller gave up while it ran: it counts all the same
+            self.kind.counts.accepted += 1
         if hooks is not None:
             hooks.command_ended(span, self, ACCEPTED, len(reply.events), None)
         await self.after_reply()
@@ -264,10 +226,16 @@ class EntityActor:
         self, message: Message, error: BaseException, hooks: Hooks | None, span: Any
     ) -> None:
         """Counts a command that failed, and ends its span, once its caller has the error.
-        A `KeysMoved` is not counted: `send_by` sends the command again."""
+        Not counted: a `KeysMoved`, or a creation that lost its keys to another entity (unless
+        it had to create), since `send_by` sends the command again and counts what it ends
+        with; nor a command `abandon_callers` counted when the engine stopped."""
         if message.command is GET_STATE:
             return
-        if isinstance(error, KeysMoved):
+        if isinstance(error, KeysMoved) or (
+            isinstance(error, IdentifierTaken)
+            and message.creates_with is not None
+            and not message.must_create
+        ):
             outcome = RETRIED
         else:
             outcome = (
@@ -275,18 +243,30 @@ class EntityActor:
                 else TIMEOUT if isinstance(error, CommandTimeout)
                 else ERROR
             )  # fmt: skip
-            self.kind.counts.count(outcome)
+            if self.current is message:
+                self.kind.counts.count(outcome)
         if hooks is not None:
             hooks.command_ended(span, self, outcome, 0, error)
 
-    def _dropped(self, message: Message) -> None:
-        """A command whose caller stopped waiting (its timeout) before the command's turn."""
+    def _not_run(self, message: Message, error: BaseException | None) -> None:
+        """Settles a command that never ran: the engine stopped first, its behavior could not
+        be made, or its caller gave up before its turn. A caller still waiting gets `error`
+        (an error); one that gave up counts as a timeout, unless its timeout counted it."""
+        future = message.future
+        if not future.done():
+            assert error is not None, "a command still awaited needs an error for its caller"
+            future.set_exception(error)
+            outcome = ERROR
+        elif message.timed_out:
+            return
+        else:  # cancelled by its caller, who had no timeout of ours
+            outcome, error = TIMEOUT, None
         if message.command is GET_STATE:
             return
-        self.kind.counts.timeout += 1
+        self.kind.counts.count(outcome)
         hooks = self.kind.recorder.hooks
         if hooks is not None:
-            hooks.command_dropped(self, message)
+            hooks.command_dropped(self, message, outcome, error)
 
     async def decide(self, message: Message) -> Any:
         """Runs the behavior's command handler, bounded by the kind's command timeout."""

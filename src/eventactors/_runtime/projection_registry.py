@@ -42,6 +42,8 @@ class ProjectionRegistry:
         runner = self.get(name)
         await runner.stop()
         del self._runners[name]
+        if self._recorder.hooks is not None:
+            self._recorder.hooks.projection_removed(name)
 
     def status(self, name: str) -> ProjectionStatus:
         return self.get(name).status()

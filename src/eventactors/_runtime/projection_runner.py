@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -28,12 +29,14 @@ from ..projections import (
 from ..records import EventEnvelope
 from ..stores._notify import wait_for_events_unless
 from ..stores.protocols import OffsetStore, Store
-from .recorder import FAILED, HANDLED, SKIPPED, Recorder
+from .recorder import FAILED, HANDLED, SKIPPED, STOPPED, Recorder
 
 log = logging.getLogger("eventactors.projections")
 
 Progress = Callable[[int, int], Any]
 MAX_STORE_BACKOFF = 5.0
+#: The latest batches whose sizes `statistics()` reports.
+BATCH_WINDOW = 100
 
 
 @dataclass(slots=True)
@@ -69,6 +72,8 @@ class ProjectionRunner:
         self.head = 0
         self.events_handled = 0
         self.last_error: str | None = None
+        #: Events in each of the latest batches handed to the handler (a stopped one aside).
+        self.batch_sizes: deque[int] = deque(maxlen=BATCH_WINDOW)
         self.progress: Progress | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -174,19 +179,27 @@ class ProjectionRunner:
     # -- delivery and commits -------------------------------------------------------------
 
     async def _deliver(self, page: list[EventEnvelope], target: int) -> None:
-        """One batch: a page handed to the handler, then its offset committed."""
+        """One batch: a page handed to the handler, then its offset committed. A handled one
+        clears the error of an outage or of retries before it; a stop while the store is away
+        (or the runner's cancellation) ends it as stopped, not failed."""
         hooks = self._recorder.hooks
-        if hooks is None:
-            await self._deliver_page(page, target)
-            return
-        name = self.spec.name
-        span = hooks.batch_started(name, page)
+        span = None if hooks is None else hooks.batch_started(self.spec.name, page)
+        outcome, error = FAILED, None
         try:
-            handled = await self._deliver_page(page, target)
-        except BaseException as exc:
-            hooks.batch_ended(span, name, len(page), FAILED, exc)
+            outcome = HANDLED if await self._deliver_page(page, target) else SKIPPED
+        except (_Stopped, asyncio.CancelledError):
+            outcome = STOPPED
             raise
-        hooks.batch_ended(span, name, len(page), HANDLED if handled else SKIPPED, None)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if outcome != STOPPED:
+                self.batch_sizes.append(len(page))
+            if outcome == HANDLED:
+                self.last_error = None
+            if hooks is not None:
+                hooks.batch_ended(span, self.spec.name, len(page), outcome, error)
 
     async def _deliver_page(self, page: list[EventEnvelope], target: int) -> bool:
         """False when the policy skipped an event of the page."""
@@ -296,16 +309,22 @@ class ProjectionRunner:
         advanced.set()
 
     async def _with_store_retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Store errors never stop a projection: retried with backoff, shown in the status."""
+        """Store errors never stop a projection: retried with backoff, shown in the status
+        until the store answers again."""
         delay = 0.05
+        shown = None
         while True:
             try:
-                return await call()
+                result = await call()
             except StoreUnavailable as exc:
-                self.last_error = f"StoreUnavailable: {exc}"
+                shown = self.last_error = f"StoreUnavailable: {exc}"
                 log.warning("projection %s: store unavailable, retrying: %s", self.spec.name, exc)
                 await self._pause(delay)
                 delay = min(delay * 2, MAX_STORE_BACKOFF)
+                continue
+            if shown is not None and self.last_error == shown:
+                self.last_error = None
+            return result
 
     async def _pause(self, seconds: float) -> None:
         """Sleeps before a store retry, unless a stop comes first: then there is nothing in

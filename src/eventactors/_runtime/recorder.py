@@ -9,25 +9,35 @@ spans, histograms) happens when the figures are read, or only once `hooks` is se
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..records import EventEnvelope
-    from .entity import EntityActor, Message
+    from ..stores.group_commit import WriteStatistics
+    from .entity import EntityActor
+    from .message import Message
 
 #: Command outcomes, as counted and as a span's `eventactors.command.outcome`. TIMEOUT is
 #: the entity's `command_timeout`, or a caller who stopped waiting before the command's turn.
+#: ERROR includes the commands the engine gave up on when it stopped.
 ACCEPTED, REJECTED, ERROR, TIMEOUT = "accepted", "rejected", "error", "timeout"
 OUTCOMES = (ACCEPTED, REJECTED, ERROR, TIMEOUT)
-#: Only on a span, never counted: `send_by` found its keys moved and sends the command again.
+#: Only on a span, never counted: `send_by` sends the command again (its keys moved, or its
+#: creation lost them to another entity), and counts what the call ends with.
 RETRIED = "retried"
-#: Projection batch outcomes: every event handled, some skipped by the policy, or stopped.
-HANDLED, SKIPPED, FAILED = "handled", "skipped", "failed"
+#: Projection batch outcomes: every event handled, some skipped by the policy, the projection
+#: failed, or it stopped before the batch was done (a clean stop, not a failure).
+HANDLED, SKIPPED, FAILED, STOPPED = "handled", "skipped", "failed", "stopped"
 
 RESERVOIR = 1024  # the latest store writes whose latencies the percentiles describe
 RATE_WINDOW = 10.0  # seconds over which commands per second is measured
 RATE_SPACING = 1.0  # at most one rate sample per this many seconds
+
+#: (when, commands counted, store appends, store write transactions)
+Sample = tuple[float, int, int, int]
 
 
 class Hooks(Protocol):
@@ -49,8 +59,15 @@ class Hooks(Protocol):
     ) -> None:
         """Right after the caller's future got its reply or error."""
 
-    def command_dropped(self, actor: EntityActor, message: Message) -> None:
-        """A command whose caller stopped waiting before its turn came."""
+    def command_dropped(
+        self, actor: EntityActor, message: Message, outcome: str, error: BaseException | None
+    ) -> None:
+        """A command that never ran (its caller stopped waiting, or the engine stopped): its
+        span, from the send to now."""
+
+    def command_abandoned(self, handle: Any, actor: EntityActor, error: BaseException) -> None:
+        """The engine stopped without the running command's handler: its span ends now,
+        though its task may still run (and call `command_ended` later)."""
 
     def appended(self, entity_type: str, seconds: float) -> None:
         """A store write of `entity_type` took `seconds`."""
@@ -62,6 +79,9 @@ class Hooks(Protocol):
         self, handle: Any, projection: str, size: int, outcome: str, error: BaseException | None
     ) -> None:
         """The page was handled and its offset committed, or the projection stopped."""
+
+    def projection_removed(self, projection: str) -> None:
+        """The projection (or partition) of that name was removed from the engine."""
 
 
 class CommandCounter:
@@ -85,27 +105,35 @@ class CommandCounter:
 
 
 class Recorder:
-    """Owned by one engine; updated by its runtime, read by `statistics()` and telemetry."""
+    """Owned by one engine; updated by its runtime, on the event loop's thread only, and read
+    by `statistics()` and telemetry (whose reads may come from an exporter's thread).
+
+    `engine_id` tells one engine's metrics from another's in the same process.
+    """
 
     __slots__ = (
         "appends",
         "commands",
+        "engine_id",
         "events_appended",
         "hooks",
         "latencies",
-        "mailbox_max",
         "mailbox_peak",
         "rate_samples",
+        "write_statistics",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, store: object = None) -> None:
+        self.engine_id = uuid.uuid4().hex[:12]
         self.commands: dict[str, CommandCounter] = {}
         self.appends = 0  # store writes of accepted commands: event appends, state upserts
         self.events_appended = 0
         self.latencies = [0.0] * RESERVOIR  # a ring: the write numbered n is at n % RESERVOIR
-        self.mailbox_peak = 0  # the deepest mailbox since `take_mailbox_peak`
-        self.mailbox_max = 0  # the deepest before that
-        self.rate_samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
+        self.mailbox_peak = 0  # the most commands ever waiting in one mailbox
+        self.write_statistics: Callable[[], WriteStatistics] | None = getattr(
+            store, "write_statistics", None
+        )
+        self.rate_samples: deque[Sample] = deque([self._sample(time.monotonic())])
         self.hooks: Hooks | None = None
 
     def counter(self, entity_type: str) -> CommandCounter:
@@ -125,22 +153,23 @@ class Recorder:
         """The latest write latencies (at most RESERVOIR), sorted."""
         return sorted(self.latencies[: min(self.appends, RESERVOIR)])
 
-    def max_mailbox_depth(self) -> int:
-        return max(self.mailbox_max, self.mailbox_peak)
-
-    def take_mailbox_peak(self) -> int:
-        """The deepest mailbox since the previous take; the next take starts again from 0."""
-        peak = self.mailbox_peak
-        self.mailbox_max = max(self.mailbox_max, peak)
-        self.mailbox_peak = 0
-        return peak
-
     def commands_total(self) -> int:
-        return sum(counter.total for counter in self.commands.values())
+        return sum(counter.total for counter in tuple(self.commands.values()))
+
+    def store_writes(self) -> tuple[int, int] | None:
+        """The store's (appends, write transactions) since it was created, if it reports them."""
+        if self.write_statistics is None:
+            return None
+        written = self.write_statistics()
+        return written.appends, written.transactions
+
+    def _sample(self, now: float) -> Sample:
+        appends, transactions = self.store_writes() or (0, 0)
+        return (now, self.commands_total(), appends, transactions)
 
     def restart_rate(self) -> None:
         """At engine start: what came before (nothing, or a previous run) is not the rate."""
-        self.rate_samples = deque([(time.monotonic(), self.commands_total())])
+        self.rate_samples = deque([self._sample(time.monotonic())])
 
     def sample_rate(self) -> None:
         """Called about once a second by the engine's background task, and on every read:
@@ -148,13 +177,27 @@ class Recorder:
         now = time.monotonic()
         samples = self.rate_samples
         if now - samples[-1][0] >= RATE_SPACING:
-            samples.append((now, self.commands_total()))
+            samples.append(self._sample(now))
         while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
             samples.popleft()
 
     def commands_per_second(self) -> float:
-        """Over the last RATE_WINDOW seconds (about), or since the engine started if later."""
+        """Over the last RATE_WINDOW seconds (about). Until that much time has passed since
+        the engine started, still divided by the whole window: one command a moment after
+        the start is not thousands a second."""
         self.sample_rate()
-        since, count = self.rate_samples[0]
-        elapsed = time.monotonic() - since
-        return (self.commands_total() - count) / elapsed if elapsed > 0 else 0.0
+        since, count, _, _ = self.rate_samples[0]
+        elapsed = max(time.monotonic() - since, RATE_WINDOW)
+        return (self.commands_total() - count) / elapsed
+
+    def recent_append_batch(self) -> float | None:
+        """The store's appends per write transaction over the same window; None without
+        writes in it, or from a store that does not report them."""
+        self.sample_rate()
+        writes = self.store_writes()
+        if writes is None:
+            return None
+        _, _, appends, transactions = self.rate_samples[0]
+        if writes[1] <= transactions:
+            return None
+        return (writes[0] - appends) / (writes[1] - transactions)

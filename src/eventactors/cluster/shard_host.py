@@ -117,10 +117,10 @@ class ShardHost(EngineHost):
         try:
             message = unpack(packed, self.shard)
             if isinstance(message, SendMessage):
-                kind, actor, future = engine._post_here(message)
+                kind, actor, sent = engine._post_here(message)
                 if message.timeout is None and message.creates_with is None:
-                    return future
-                return loop.create_task(engine._finish_here(kind, actor, future, message))
+                    return sent.future
+                return loop.create_task(engine._finish_here(kind, actor, sent, message))
             if message.at_revision is None and message.at_time is None:
                 query = engine._query_here(message.entity_type, message.entity_id)
                 if message.timeout is None:

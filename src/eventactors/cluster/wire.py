@@ -28,6 +28,7 @@ class SendMessage(NamedTuple):
     options: SendOptions
     creates_with: str | None = None
     addressed_by: str | None = None
+    must_create: bool = False  # send_by(create=True): IdentifierTaken is the answer
 
 
 class StateMessage(NamedTuple):
