@@ -1,7 +1,7 @@
 """The engine's running tallies: what `Engine.statistics()` and the telemetry bridge read.
 
-The command path pays a few integer increments, one comparison per enqueue and two clock
-reads per store write; nothing is allocated for it. Everything costlier (sorting latencies,
+The command path pays a few integer increments and attribute stores, one comparison per
+enqueue and two clock reads per store write; nothing is allocated for it. Everything costlier (sorting latencies,
 spans, histograms) happens when the figures are read, or only once `hooks` is set by
 `eventactors.telemetry.instrument`. Pure Python: this module never imports OpenTelemetry.
 """
@@ -44,10 +44,12 @@ class Hooks(Protocol):
     """What the telemetry bridge installs; each call happens only while it is installed."""
 
     def capture(self) -> Any:
-        """At `send`, in the caller's task: the context to parent the command's span."""
+        """At `send`, in the caller's task: the context to parent the command's span, and
+        anything else its span needs (when it was sent); kept in `message.trace`."""
 
     def command_started(self, actor: EntityActor, message: Message) -> Any:
-        """When the command's turn comes; returns a handle for `command_ended`."""
+        """When the command's turn comes; returns a handle for `command_ended`, which the
+        entity also keeps in `message.trace` for `command_abandoned`."""
 
     def command_ended(
         self,
@@ -67,7 +69,8 @@ class Hooks(Protocol):
 
     def command_abandoned(self, handle: Any, actor: EntityActor, error: BaseException) -> None:
         """The engine stopped without the running command's handler: its span ends now,
-        though its task may still run (and call `command_ended` later)."""
+        though its task may still run (and call `command_ended` later). `handle` is whatever
+        `message.trace` held: a handle of this bridge's only if it began the span."""
 
     def appended(self, entity_type: str, seconds: float) -> None:
         """A store write of `entity_type` took `seconds`."""
