@@ -1,9 +1,10 @@
 """The engine's running tallies: what `Engine.statistics()` and the telemetry bridge read.
 
 The command path pays a few integer increments and attribute stores, one comparison per
-enqueue and two clock reads per store write; nothing is allocated for it. Everything costlier (sorting latencies,
-spans, histograms) happens when the figures are read, or only once `hooks` is set by
-`eventactors.telemetry.instrument`. Pure Python: this module never imports OpenTelemetry.
+enqueue and two clock reads per store write; nothing is allocated for it. Everything
+costlier (sorting latencies, spans, histograms) happens when the figures are read, or only
+once `hooks` is set by `eventactors.telemetry.instrument`. Pure Python: this module never
+imports OpenTelemetry.
 """
 
 from __future__ import annotations
