@@ -25,8 +25,8 @@ lint: $(STAMP)
 
 test: lint
 	bash scripts/ensure-postgres.sh
-	bash scripts/ensure-chromium.sh
-	bash scripts/ensure-nats.sh
+	bash scripts/ensure-debian-tool.sh /usr/bin/chromium chromium chromium-driver
+	bash scripts/ensure-debian-tool.sh /usr/sbin/nats-server nats-server
 	$(BIN)/python -m pytest
 
 # The benchmark harness (about 8 minutes): writes benchmarks/results.{json,md} and throughput.png.
