@@ -139,7 +139,7 @@ async def test_sqlite_read_only_refuses_a_newer_schema_version(bank_db):
     connection.commit()
     connection.close()
     store = ea.SQLiteStore(bank_db, read_only=True)
-    with pytest.raises(ea.StoreUnavailable, match=r"schema version 99; .* up to 1"):
+    with pytest.raises(ea.StoreUnavailable, match=r"schema version 99; .* up to 2"):
         await store.head_position()
     await store.close()
 
@@ -230,6 +230,6 @@ async def test_postgres_read_only_refuses_a_newer_schema_version(pg_schema):
     await writable.close()
     await execute(f'UPDATE "{pg_schema}".ea_schema_version SET version = 99')
     store = ea.PostgresStore(DSN, schema=pg_schema, read_only=True)
-    with pytest.raises(ea.StoreUnavailable, match=r"schema version 99; .* up to 1"):
+    with pytest.raises(ea.StoreUnavailable, match=r"schema version 99; .* up to 2"):
         await store.head_position()
     await store.close()

@@ -141,14 +141,14 @@ def test_invalid_synchronous_value_is_refused(tmp_path: Path, value: Any) -> Non
 # -- schema -----------------------------------------------------------------------------------
 
 
-async def test_schema_is_created_on_first_use_with_version_1(tmp_path: Path) -> None:
+async def test_schema_is_created_on_first_use_at_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "schema.db"
     store = bank_store(path)
     assert not path.exists(), "the store must connect lazily, not in its constructor"
     try:
         assert await store.highest_sequence_number("account|nobody") == 0
         with raw(path) as connection:
-            assert connection.execute("SELECT version FROM ea_schema_version").fetchall() == [(1,)]
+            assert connection.execute("SELECT version FROM ea_schema_version").fetchall() == [(2,)]
             tables = {
                 row[0]
                 for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -170,7 +170,7 @@ async def test_schema_is_created_on_first_use_with_version_1(tmp_path: Path) -> 
     finally:
         await store.close()
     with raw(path) as connection:
-        assert connection.execute("SELECT version FROM ea_schema_version").fetchall() == [(1,)]
+        assert connection.execute("SELECT version FROM ea_schema_version").fetchall() == [(2,)]
 
 
 async def test_newer_schema_version_is_refused(tmp_path: Path) -> None:

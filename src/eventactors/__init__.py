@@ -63,6 +63,7 @@ from .stores.protocols import Store as Store
 from .stores.protocols import TransactionalOffsetStore as TransactionalOffsetStore
 from .stores.sqlite import SQLiteStore as SQLiteStore
 from .subscription import Subscription as Subscription
+from .upcasting import upcaster as upcaster
 
 if TYPE_CHECKING:
     from .stores.postgres import PostgresStore as PostgresStore
@@ -135,5 +136,6 @@ __all__ = [
     "open_store",
     "retry",
     "retry_then_skip",
+    "upcaster",
 ]
 __version__ = "0.1.0"

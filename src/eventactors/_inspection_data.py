@@ -154,7 +154,9 @@ def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnve
         Serializer, getattr(store_or_serializer, "serializer", store_or_serializer)
     )  # a store has one, a serializer is one
     try:
-        return value_as_data(serializer.decode(envelope.event_type, envelope.payload))
+        return value_as_data(
+            serializer.decode(envelope.event_type, envelope.payload, envelope.event_version)
+        )
     except Exception:  # an unregistered type, or a payload its class no longer reads
         pass
     if serializer.is_text:

@@ -52,6 +52,7 @@ from .serialization import Serializer
 from .stores.memory import MemoryStore
 from .stores.protocols import Store
 from .subscription import Subscription
+from .upcasting import event_version, type_aliases
 
 if TYPE_CHECKING:
     from .cluster.app_spec import Registration
@@ -189,7 +190,11 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode):
             )
         if self.serializer.is_registered(cls):
             return self.serializer.type_name(cls)
-        return self.serializer.register(cls)
+        event_version(cls)  # a malformed __event_version__ fails here, not on first write
+        name = self.serializer.register(cls)
+        for alias in type_aliases(cls):  # the names a renamed class was stored under
+            self.serializer.register(cls, alias)
+        return name
 
     @property
     def entity_types(self) -> tuple[str, ...]:

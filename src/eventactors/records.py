@@ -45,6 +45,12 @@ class EventRecord(msgspec.Struct, frozen=True):
     command_id: str = ""
     correlation_id: str = ""
     global_position: int | None = None
+    event_version: int = 1  # the version of the event type's definition that wrote it
+
+
+#: One event as recovery reads it, without an envelope:
+#: (sequence_number, event_type, payload, event_version).
+PayloadRow = tuple[int, str, bytes, int]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -71,6 +77,9 @@ class EventEnvelope:
     payload: bytes = field(repr=False)
     _decode: Callable[[EventEnvelope], Any] = field(repr=False, compare=False)
     _event: Any = field(default=_UNSET, repr=False, compare=False)
+    #: The version of the event type's definition that wrote it; older versions are
+    #: upcast to the current definition when `event` is decoded.
+    event_version: int = 1
 
     @property
     def event(self) -> Any:
@@ -99,6 +108,7 @@ class EventEnvelope:
             dict(self.metadata),
             self.command_id,
             self.correlation_id,
+            self.event_version,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from .errors import SerializationError
+from .upcasting import event_version, upcast
 
 
 def default_type_name(cls: type) -> str:
@@ -47,11 +48,18 @@ class Serializer(Protocol):
 
     def encode(self, value: Any) -> bytes: ...
 
-    def decode(self, type_name: str, payload: bytes) -> Any: ...
+    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
+        """The object a payload holds; a `version` older than the registered class's is
+        first brought up to date by the upcasters (see `eventactors.upcasting`)."""
+        ...
 
 
 class TypeRegistry:
-    """A two-way map between stable type names and classes; a name belongs to one class."""
+    """A two-way map between stable type names and classes; a name belongs to one class.
+
+    A class may have several names (its current one first, then the aliases it was stored
+    under before a rename); it is encoded under its first.
+    """
 
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
@@ -84,6 +92,11 @@ class TypeRegistry:
                 f"unknown type {name!r}: no registered class has this name"
             ) from None
 
+    def current(self, name: str) -> tuple[type, str, int]:
+        """The class stored under `name`, its current name and its current version."""
+        cls = self.class_of(name)
+        return cls, self._by_class[cls], event_version(cls)
+
     def __contains__(self, cls: object) -> bool:
         return cls in self._by_class
 
@@ -96,7 +109,8 @@ class JsonSerializer:
     def __init__(self) -> None:
         self._registry = TypeRegistry()
         self._encoder = msgspec.json.Encoder()
-        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        # by stored name: the decoder, and the current name and version of its class
+        self._decoders: dict[str, tuple[msgspec.json.Decoder[Any], str, int]] = {}
 
     def supports(self, cls: type) -> bool:
         return isinstance(cls, type) and (
@@ -124,11 +138,15 @@ class JsonSerializer:
                 f"cannot encode {type(value).__qualname__} as JSON: {exc}"
             ) from exc
 
-    def decode(self, type_name: str, payload: bytes) -> Any:
-        decoder = self._decoders.get(type_name)
-        if decoder is None:
-            decoder = msgspec.json.Decoder(self._registry.class_of(type_name))
-            self._decoders[type_name] = decoder
+    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
+        known = self._decoders.get(type_name)
+        if known is None:
+            cls, current_name, current_version = self._registry.current(type_name)
+            known = (msgspec.json.Decoder(cls), current_name, current_version)
+            self._decoders[type_name] = known
+        decoder, current_name, current_version = known
+        if version != current_version:
+            payload = upcast(type_name, current_name, version, current_version, payload, True)
         try:
             return decoder.decode(payload)
         except (msgspec.DecodeError, TypeError, ValueError) as exc:
@@ -178,8 +196,10 @@ class ProtobufSerializer:
                 f"cannot encode {type(value).__qualname__} as protobuf: {exc}"
             ) from exc
 
-    def decode(self, type_name: str, payload: bytes) -> Any:
-        cls = self._registry.class_of(type_name)
+    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
+        cls, current_name, current_version = self._registry.current(type_name)
+        if version != current_version:
+            payload = upcast(type_name, current_name, version, current_version, payload, False)
         try:
             return cls.FromString(payload)  # type: ignore[attr-defined]
         except (self._decode_error, TypeError, ValueError) as exc:

@@ -81,7 +81,7 @@ def test_the_whole_contract_runs_every_test_of_every_part():
 
     assert len(names) == len(set(names)), "a part's test hides another's of the same name"
     assert set(names) == {name for name in dir(StoreContract) if name.startswith("test_")}
-    assert len(names) == 123
+    assert len(names) == 124
 
 
 def test_an_open_store_that_is_not_a_fixture_is_refused_when_the_class_is_made():

@@ -12,7 +12,7 @@ from typing import Any
 from .._ids import uuid7
 from ..behavior import EventSourcedBehavior
 from ..errors import EventActorsError, SerializationError
-from ..records import ACCEPTED, EventEnvelope, EventRecord, Reply, Snapshot
+from ..records import ACCEPTED, EventEnvelope, EventRecord, PayloadRow, Reply, Snapshot
 from .command_log import command_entry
 from .entity import EntityActor, Message
 
@@ -53,14 +53,14 @@ class EventSourcedEntity(EntityActor):
                 page = await pending
                 if len(page) == REPLAY_PAGE:
                     pending = asyncio.ensure_future(read(pid, page[-1][0] + 1, REPLAY_PAGE))
-                for number, event_type, payload in page:
+                for number, event_type, payload, version in page:
                     if number != sequence + 1:
                         raise EventActorsError(
                             f"stream {self.persistence_id!r} jumps from sequence {sequence} to "
                             f"{number}: events were deleted that no snapshot covers"
                         )
                     try:
-                        event = decode(event_type, payload)
+                        event = decode(event_type, payload, version)
                     except SerializationError:
                         await self._explain_undecodable(number)
                         raise
@@ -96,10 +96,10 @@ class EventSourcedEntity(EntityActor):
 
     async def _read_payloads(
         self, persistence_id: str, from_sequence: int, limit: int
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[PayloadRow]:
         """For a store without `read_stream_payloads`: the same rows, from envelopes."""
         page = await self.kind.store.read_stream(persistence_id, from_sequence, limit=limit)
-        return [(e.sequence_number, e.event_type, e.payload) for e in page]
+        return [(e.sequence_number, e.event_type, e.payload, e.event_version) for e in page]
 
     async def handle(self, message: Message) -> Reply[Any]:
         events = self._as_events(await self.decide(message))
@@ -196,6 +196,7 @@ class EventSourcedEntity(EntityActor):
                     metadata=metadata,
                     command_id=message.command_id,
                     correlation_id=message.correlation_id,
+                    event_version=kind.event_versions[type(event)],
                 )
             )
         return records

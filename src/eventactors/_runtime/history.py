@@ -68,13 +68,13 @@ async def state_at(
                 f"{sequence} the stream holds {found}; events were deleted that no snapshot "
                 "covers"
             )
-        for number, event_type, payload in page:
+        for number, event_type, payload, version in page:
             if number != sequence + 1:
                 raise EventActorsError(
                     f"stream {persistence_id!r} jumps from sequence {sequence} to {number}"
                 )
             try:
-                event = decode(event_type, payload)
+                event = decode(event_type, payload, version)
             except SerializationError as exc:
                 raise SerializationError(
                     f"{exc} (stream {persistence_id!r}, sequence {number})"

@@ -12,6 +12,7 @@ from ..behavior import DurableStateBehavior, EventSourcedBehavior
 from ..records import EventEnvelope
 from ..serialization import Serializer
 from ..stores.protocols import Store
+from ..upcasting import event_version
 from .recorder import CommandCounter, Recorder
 
 if TYPE_CHECKING:
@@ -43,9 +44,12 @@ class EntityKind:
     #: The engine's tallies, and this type's own command counts within them.
     recorder: Recorder = field(default_factory=Recorder)
     counts: CommandCounter = field(init=False)
+    #: The version each declared event type writes, stored with every event.
+    event_versions: dict[type, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.counts = self.recorder.counter(self.name)
+        self.event_versions = {cls: event_version(cls) for cls in self.event_types}
 
     @property
     def is_durable_state(self) -> bool:

@@ -83,7 +83,7 @@ def envelope_to_wire(envelope: EventEnvelope) -> tuple[Any, ...]:
         envelope.sequence_number, envelope.global_position, envelope.event_type,
         envelope.timestamp, envelope.tags, dict(envelope.metadata), envelope.command_id,
         envelope.correlation_id, envelope.payload,
-        envelope.event if decoded else _NOT_DECODED, decoded,
+        envelope.event if decoded else _NOT_DECODED, decoded, envelope.event_version,
     )  # fmt: skip
 
 
@@ -96,10 +96,11 @@ def envelope_from_wire(
 ) -> EventEnvelope:
     (event_id, persistence_id, entity_type, entity_id, sequence_number, global_position,
      event_type, timestamp, tags, metadata, command_id, correlation_id, payload,
-     event, decoded) = wire  # fmt: skip
+     event, decoded, event_version) = wire  # fmt: skip
     envelope = EventEnvelope(
         event_id, persistence_id, entity_type, entity_id, sequence_number, global_position,
         event_type, timestamp, tags, metadata, command_id, correlation_id, payload, decode,
+        event_version=event_version,
     )  # fmt: skip
     if decoded:
         object.__setattr__(envelope, "_event", event)

@@ -156,13 +156,14 @@ def envelope_from_record(record: EventRecord, position: int, store: Any) -> Even
         correlation_id=record.correlation_id,
         payload=record.payload,
         _decode=store.decode_event,
+        event_version=record.event_version,
     )
 
 
 def decode_event(serializer: Serializer, envelope: EventEnvelope) -> Any:
     """Decodes an envelope's payload; errors name the type, the stream and the position."""
     try:
-        return serializer.decode(envelope.event_type, envelope.payload)
+        return serializer.decode(envelope.event_type, envelope.payload, envelope.event_version)
     except SerializationError as exc:
         raise SerializationError(
             f"{exc} (stream {envelope.persistence_id!r}, sequence {envelope.sequence_number}, "

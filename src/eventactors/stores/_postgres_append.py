@@ -38,7 +38,7 @@ from .group_commit import WriteCounter
 EVENT_COLUMNS = (
     "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
     "event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id, "
-    "correlation_id"
+    "correlation_id, event_version"
 )
 
 
@@ -76,7 +76,7 @@ class PostgresAppender:
         self._store = store  # decodes the envelopes it returns
         self._insert = (
             f"INSERT INTO {self._events} ({EVENT_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         )
 
     async def write_batch(self, batch: Sequence[Pending]) -> list[Any]:

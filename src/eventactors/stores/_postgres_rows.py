@@ -24,7 +24,7 @@ def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
         record.sequence_number, record.event_type, as_json, None if text else payload,
         aware(record.timestamp), list(record.tags),
         msgspec.json.encode(dict(record.metadata)).decode(), record.command_id,
-        record.correlation_id,
+        record.correlation_id, record.event_version,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from ..errors import StoreUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added ea_events.event_version
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 
 _DDL = """
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS {s}.ea_events (
     metadata        jsonb       NOT NULL DEFAULT '{{}}',
     command_id      text        NOT NULL DEFAULT '',
     correlation_id  text        NOT NULL DEFAULT '',
+    event_version   integer     NOT NULL DEFAULT 1,
     CONSTRAINT ea_events_stream_sequence UNIQUE (persistence_id, sequence_number),
     CONSTRAINT ea_events_one_payload CHECK ((payload_json IS NULL) <> (payload_bytes IS NULL))
 );
@@ -87,10 +88,11 @@ CREATE TABLE IF NOT EXISTS {s}.ea_commands (
     metadata       jsonb       NOT NULL DEFAULT '{{}}'
 );
 CREATE INDEX IF NOT EXISTS ea_commands_by_stream ON {s}.ea_commands (persistence_id, entry);
+-- Version 2: events written before versions existed are version 1 (a catalog-only change).
+ALTER TABLE {s}.ea_events ADD COLUMN IF NOT EXISTS event_version integer NOT NULL DEFAULT 1;
 """
 # Every table the DDL creates: a schema missing one (made by an earlier release, which had
-# fewer) is completed by running the DDL again. Only tables are added, never changed, so an
-# older release still reads and writes such a schema.
+# fewer) is completed by running the DDL again, which also adds the columns of later versions.
 _TABLES = (
     "ea_schema_version", "ea_events", "ea_streams", "ea_snapshots", "ea_durable_state",
     "ea_offsets", "ea_identifiers", "ea_commands",
@@ -140,10 +142,9 @@ async def ensure_schema(
             raise _too_new(where, schema, version)
         await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await connection.execute(_DDL.format(s=quoted))
+        await connection.execute(f"DELETE FROM {quoted}.ea_schema_version")
         await connection.execute(
-            f"INSERT INTO {quoted}.ea_schema_version (version) SELECT $1 "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {quoted}.ea_schema_version)",
-            SCHEMA_VERSION,
+            f"INSERT INTO {quoted}.ea_schema_version (version) VALUES ($1)", SCHEMA_VERSION
         )
 
 
@@ -188,3 +189,14 @@ async def check_readable(connection: asyncpg.Connection, schema: str, where: str
     version = await _stored_version(connection, schema, f'"{schema}"')
     if version is not None and version > SCHEMA_VERSION:
         raise _too_new(where, schema, version)
+    has_event_version = await connection.fetchval(
+        "SELECT 1 FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'ea_events' AND column_name = 'event_version'",
+        schema,
+    )
+    if not has_event_version:
+        raise StoreUnavailable(
+            f"{where} schema {schema!r} was written by an earlier eventactors (schema version "
+            f"{version or 1}) and has no event versions: open it once with a writable store "
+            "to upgrade it, then read it"
+        )

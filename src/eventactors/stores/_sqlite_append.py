@@ -24,8 +24,8 @@ from ._sqlite_worker import translate_error, undo
 
 INSERT_EVENT = (
     "INSERT INTO ea_events (event_id, persistence_id, entity_type, entity_id, sequence_number, "
-    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id, event_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MOVE_STREAM = (
     "INSERT INTO ea_streams (persistence_id, entity_type, highest_sequence) VALUES (?, ?, ?) "

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..errors import SerializationError
-from ..records import EventEnvelope, EventRecord
+from ..records import EventEnvelope, EventRecord, PayloadRow
 from ._common import payload_text
 
 _tags_decoder = msgspec.json.Decoder(tuple[str, ...])
@@ -25,7 +25,7 @@ def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
         record.sequence_number, record.event_type, payload, format_timestamp(record.timestamp),
         _encoder.encode(list(tags)).decode() if tags else "[]",
         _encoder.encode(dict(metadata)).decode() if metadata else "{}",
-        record.command_id, record.correlation_id,
+        record.command_id, record.correlation_id, record.event_version,
     )  # fmt: skip
 
 
@@ -34,7 +34,7 @@ def envelope_from_row(
 ) -> EventEnvelope:
     """Builds an envelope from a row, refusing a corrupt one with the stream and position."""
     (position, event_id, persistence_id, entity_type, entity_id, sequence_number, event_type,
-     payload, timestamp, tags, metadata, command_id, correlation_id) = row  # fmt: skip
+     payload, timestamp, tags, metadata, command_id, correlation_id, version) = row  # fmt: skip
     try:
         if type(payload) is str:
             payload = payload.encode("utf-8")
@@ -58,12 +58,14 @@ def envelope_from_row(
             raise TypeError(f"sequence_number {sequence_number!r} is not a positive integer")
         if type(payload) is not bytes:
             raise TypeError(f"payload is {type(payload).__name__}, not text or blob")
+        if type(version) is not int or version < 1:
+            raise TypeError(f"event_version {version!r} is not a positive integer")
         return EventEnvelope(
             event_id, persistence_id, entity_type, entity_id, sequence_number, position,
             event_type, parse_timestamp(timestamp),
             () if tags == "[]" else _tags_decoder.decode(tags),
             {} if metadata == "{}" else _metadata_decoder.decode(metadata),
-            command_id, correlation_id, payload, decode,
+            command_id, correlation_id, payload, decode, event_version=version,
         )  # fmt: skip
     except (TypeError, ValueError, msgspec.DecodeError) as exc:
         raise SerializationError(
@@ -72,17 +74,25 @@ def envelope_from_row(
         ) from exc
 
 
-def payload_row(row: tuple[Any, ...], persistence_id: str, path: str) -> tuple[int, str, bytes]:
-    """(sequence_number, event_type, payload) for recovery, refusing a corrupt row."""
-    sequence_number, event_type, payload = row
-    if type(sequence_number) is int and sequence_number >= 1 and type(event_type) is str:
+def payload_row(row: tuple[Any, ...], persistence_id: str, path: str) -> PayloadRow:
+    """(sequence_number, event_type, payload, event_version) for recovery, refusing a corrupt
+    row."""
+    sequence_number, event_type, payload, version = row
+    if (
+        type(sequence_number) is int
+        and sequence_number >= 1
+        and type(event_type) is str
+        and type(version) is int
+        and version >= 1
+    ):
         if type(payload) is str:
-            return sequence_number, event_type, payload.encode("utf-8")
+            return sequence_number, event_type, payload.encode("utf-8"), version
         if type(payload) is bytes:
-            return sequence_number, event_type, payload
+            return sequence_number, event_type, payload, version
     raise SerializationError(
         f"corrupt event row in {path}: stream {persistence_id!r}, sequence "
-        f"{sequence_number!r}: event_type {event_type!r}, payload {type(payload).__name__}"
+        f"{sequence_number!r}: event_type {event_type!r}, payload {type(payload).__name__}, "
+        f"event_version {version!r}"
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import StoreUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added ea_events.event_version
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS ea_schema_version (
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS ea_events (
     metadata        TEXT    NOT NULL DEFAULT '{}',
     command_id      TEXT    NOT NULL DEFAULT '',
     correlation_id  TEXT    NOT NULL DEFAULT '',
+    event_version   INTEGER NOT NULL DEFAULT 1,
     UNIQUE (persistence_id, sequence_number)
 );
 CREATE INDEX IF NOT EXISTS ea_events_by_entity_type ON ea_events (entity_type, global_position);
@@ -98,11 +99,12 @@ def ensure_schema(connection: sqlite3.Connection, path: str) -> None:
         for statement in _TABLES.split(";"):
             if statement.strip():
                 connection.execute(statement)
-        connection.execute(
-            "INSERT INTO ea_schema_version (version) SELECT ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM ea_schema_version)",
-            (SCHEMA_VERSION,),
-        )
+        if not _has_event_version(connection):  # a version 1 file: events written before
+            connection.execute(  # versions existed are version 1
+                "ALTER TABLE ea_events ADD COLUMN event_version INTEGER NOT NULL DEFAULT 1"
+            )
+        connection.execute("DELETE FROM ea_schema_version")
+        connection.execute("INSERT INTO ea_schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
@@ -154,3 +156,15 @@ def check_readable(connection: sqlite3.Connection, path: str) -> None:
         version = connection.execute("SELECT max(version) FROM ea_schema_version").fetchone()[0]
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise _too_new(path, version)
+    if not _has_event_version(connection):
+        # A version 1 file, which a read-only connection must not migrate: a temporary view
+        # (in memory, shadowing the table for this connection only) reads its events as
+        # version 1, as migrating would.
+        connection.execute(
+            "CREATE TEMP VIEW ea_events AS SELECT *, 1 AS event_version FROM main.ea_events"
+        )
+
+
+def _has_event_version(connection: sqlite3.Connection) -> bool:
+    columns = connection.execute("SELECT name FROM pragma_table_info('ea_events')").fetchall()
+    return ("event_version",) in columns

@@ -18,6 +18,7 @@ from ..records import (
     EventEnvelope,
     EventRecord,
     IdentifierClaim,
+    PayloadRow,
     Snapshot,
     StateRecord,
 )
@@ -127,11 +128,9 @@ class MemoryStore:
 
     async def read_stream_payloads(
         self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
-    ) -> list[tuple[int, str, bytes]]:
-        return [
-            (envelope.sequence_number, envelope.event_type, envelope.payload)
-            for envelope in await self.read_stream(persistence_id, from_sequence, None, limit)
-        ]
+    ) -> list[PayloadRow]:
+        page = await self.read_stream(persistence_id, from_sequence, None, limit)
+        return [(e.sequence_number, e.event_type, e.payload, e.event_version) for e in page]
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
         return self._highest.get(persistence_id, 0)

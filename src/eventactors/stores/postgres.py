@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from asyncpg import Record
 
 from ..errors import EventActorsError
-from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
+from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim, PayloadRow
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
@@ -217,12 +217,12 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
 
     async def read_stream_payloads(
         self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[PayloadRow]:
         check_range(from_sequence, None, limit)
         rows = await self._db.run(
             lambda connection: connection.fetch(
                 "SELECT sequence_number, event_type, "
-                "coalesce(convert_to(payload_json::text, 'UTF8'), payload_bytes) "
+                "coalesce(convert_to(payload_json::text, 'UTF8'), payload_bytes), event_version "
                 f"FROM {self._table['events']} "
                 "WHERE persistence_id = $1 AND sequence_number >= $2 "
                 "ORDER BY sequence_number LIMIT $3",
@@ -232,7 +232,7 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
             ),
             write=False,
         )
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
         highest = await self._db.run(
@@ -329,12 +329,12 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         # By index, in _EVENT_COLUMNS order: a lookup by name costs a dict probe per field.
         (position, event_id, persistence_id, entity_type, entity_id, sequence_number,
          event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id,
-         correlation_id) = row  # fmt: skip
+         correlation_id, event_version) = row  # fmt: skip
         return EventEnvelope(
             str(event_id), persistence_id, entity_type, entity_id, sequence_number, position,
             event_type, timestamp, tuple(tags) if tags else (),
             {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
             correlation_id,
             payload_bytes if payload_json is None else payload_json.encode("utf-8"),
-            self.decode_event,
+            self.decode_event, event_version=event_version,
         )  # fmt: skip

@@ -15,6 +15,7 @@ from ..records import (
     EventEnvelope,
     EventRecord,
     IdentifierClaim,
+    PayloadRow,
     Snapshot,
     StateRecord,
 )
@@ -53,9 +54,10 @@ class EventStore(Protocol):
 
     async def read_stream_payloads(
         self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
-    ) -> list[tuple[int, str, bytes]]:
-        """(sequence_number, event_type, payload) of the stream's events from `from_sequence`,
-        in order: what recovery needs, without building an envelope per event."""
+    ) -> list[PayloadRow]:
+        """(sequence_number, event_type, payload, event_version) of the stream's events from
+        `from_sequence`, in order: what recovery needs, without building an envelope per
+        event."""
         ...
 
     async def highest_sequence_number(self, persistence_id: str) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import EventActorsError, StoreUnavailable, WriteRefused
-from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
+from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim, PayloadRow
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
     check_append,
@@ -48,7 +48,7 @@ Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
 _EVENT_COLUMNS = (
     "global_position, event_id, persistence_id, entity_type, entity_id, sequence_number, "
-    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id"
+    "event_type, payload, timestamp, tags, metadata, command_id, correlation_id, event_version"
 )
 
 
@@ -280,13 +280,13 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
 
     async def read_stream_payloads(
         self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[PayloadRow]:
         check_range(from_sequence, None, limit)
         path = self.path
 
-        def query(connection: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
+        def query(connection: sqlite3.Connection) -> list[PayloadRow]:
             rows = connection.execute(
-                "SELECT sequence_number, event_type, payload FROM ea_events "
+                "SELECT sequence_number, event_type, payload, event_version FROM ea_events "
                 # No upper bound: a text or blob sequence number (a corrupt row) sorts after
                 # every number, so it is selected too, and refused by payload_row.
                 "WHERE persistence_id = ? AND sequence_number >= ? "

@@ -28,6 +28,7 @@ from ..engine import Engine
 from ..errors import Rejected
 from ..records import EventEnvelope, EventRecord, StateRecord, persistence_id_of
 from ..stores.memory import MemoryStore
+from ..upcasting import event_version
 
 S = TypeVar("S")
 
@@ -222,6 +223,7 @@ class BehaviorTestKit(Generic[S]):
                     event_type=serializer.type_name(type(event)),
                     payload=serializer.encode(event),
                     timestamp=now,
+                    event_version=event_version(type(event)),
                 )
                 for number, event in enumerate(self._given, start=1)
             ]

@@ -108,6 +108,19 @@ class EventWriteContract(StoreContractBase):
         assert from_stream == appended
         assert from_log == appended
 
+    async def test_event_versions_round_trip(self, store: ea.Store, kit: Kit) -> None:
+        """The version of the definition that wrote an event is stored with it: reading an
+        older one runs the upcasters from that version."""
+        stream = kit.pid("a")
+        records = [kit.record(stream, n, event_version=v) for n, v in [(1, 1), (2, 3), (3, 2)]]
+
+        appended = await store.append(stream, records, 0)
+
+        for envelopes in (appended, await store.read_stream(stream), await store.read_all()):
+            assert [envelope.event_version for envelope in envelopes] == [1, 3, 2]
+        payloads = await store.read_stream_payloads(stream)
+        assert [(row[0], row[3]) for row in payloads] == [(1, 1), (2, 3), (3, 2)]
+
     @pytest.mark.parametrize("expected", [0, 1, 2, 4, 5, 100])
     async def test_wrong_expected_sequence_number_raises_and_writes_nothing(
         self, store: ea.Store, kit: Kit, expected: int

@@ -80,6 +80,7 @@ class Kit:
         command_id: str = "",
         correlation_id: str = "",
         timestamp: datetime | None = None,
+        event_version: int = 1,
     ) -> ea.EventRecord:
         """A record of `event` (a Deposited by default), encoded by the store's serializer."""
         if event is None:
@@ -98,6 +99,7 @@ class Kit:
             metadata=dict(metadata or {}),
             command_id=command_id,
             correlation_id=correlation_id,
+            event_version=event_version,
         )
 
     def same_payload(self, stored: bytes, written: bytes) -> bool:
