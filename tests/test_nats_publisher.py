@@ -112,6 +112,7 @@ async def test_publishes_every_event_once_in_order_with_headers(
             assert int(headers["EventActors-Sequence-Number"]) == envelope.sequence_number
             assert int(headers["EventActors-Global-Position"]) == envelope.global_position
             assert headers["EventActors-Event-Type"] == "Noted"
+            assert headers["EventActors-Event-Version"] == "1"
             assert headers["EventActors-Timestamp"] == envelope.timestamp.isoformat()
             assert headers["EventActors-Command-Id"] == envelope.command_id
             assert headers["EventActors-Correlation-Id"] == envelope.correlation_id

@@ -15,6 +15,7 @@ from ..errors import EventActorsError, SerializationError
 from ..records import ACCEPTED, EventEnvelope, EventRecord, PayloadRow, Reply, Snapshot
 from .command_log import command_entry
 from .entity import EntityActor, Message
+from .snapshot_loading import usable_snapshot
 
 log = logging.getLogger("eventactors.entity")
 
@@ -39,7 +40,7 @@ class EventSourcedEntity(EntityActor):
         store = kind.store
         state = self.behavior.initial_state()
         sequence = 0
-        snapshot = await store.load_snapshot(self.persistence_id)
+        snapshot = await usable_snapshot(store, self.persistence_id)
         if snapshot is not None:
             state, sequence = snapshot.state, snapshot.sequence_number
         handle_event = self.behavior.handle_event

@@ -16,6 +16,7 @@ from ..errors import EventActorsError, SerializationError
 from ..records import EventEnvelope
 from ..stores._common import check_at_time
 from .kinds import EntityKind
+from .snapshot_loading import usable_snapshot
 
 PAGE = 2000
 
@@ -52,7 +53,7 @@ async def state_at(
     state = behavior.initial_state()
     sequence = 0
     if target > 0:
-        snapshot = await store.load_snapshot(persistence_id, max_sequence=target)
+        snapshot = await usable_snapshot(store, persistence_id, max_sequence=target)
         if snapshot is not None:
             state, sequence = snapshot.state, snapshot.sequence_number
     decode = kind.serializer.decode

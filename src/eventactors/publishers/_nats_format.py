@@ -38,6 +38,7 @@ ENTITY_ID = "EventActors-Entity-Id"
 SEQUENCE_NUMBER = "EventActors-Sequence-Number"
 GLOBAL_POSITION = "EventActors-Global-Position"
 EVENT_TYPE = "EventActors-Event-Type"
+EVENT_VERSION = "EventActors-Event-Version"  # of the type's definition that wrote the payload
 TIMESTAMP = "EventActors-Timestamp"  # ISO 8601, UTC
 COMMAND_ID = "EventActors-Command-Id"
 CORRELATION_ID = "EventActors-Correlation-Id"
@@ -118,6 +119,7 @@ def headers_of(envelope: EventEnvelope, content_type: str) -> dict[str, str]:
         SEQUENCE_NUMBER: str(envelope.sequence_number),
         GLOBAL_POSITION: str(envelope.global_position),
         EVENT_TYPE: _header(envelope.event_type),
+        EVENT_VERSION: str(envelope.event_version),
         TIMESTAMP: envelope.timestamp.isoformat(),
         CONTENT_TYPE: content_type,
     }
