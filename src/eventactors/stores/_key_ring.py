@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from time import monotonic
 
 from ..errors import EntityErased, SerializationError
 from ..records import split_persistence_id
@@ -41,28 +42,39 @@ def entity_erased(persistence_id: str) -> EntityErased:
 
 
 class KeyRing:
-    def __init__(self, master_key: bytes, store: KeyStore, cache_size: int) -> None:
+    def __init__(
+        self, master_key: bytes, store: KeyStore, cache_size: int, cache_ttl: float
+    ) -> None:
         self._master = AESGCM(master_key)
         self._store = store
-        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        # persistence id -> (key, when it was read), least recently used first
+        self._cache: OrderedDict[str, tuple[AESGCM, float]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_ttl = cache_ttl
         self._erased: set[str] = set()
 
-    def known(self, persistence_id: str) -> KeyState:
-        """What memory holds, without a query: a key, ERASED, or None (look it up)."""
+    def known(self, persistence_id: str, now: float | None = None) -> KeyState:
+        """What memory holds, without a query: a key, ERASED, or None (look it up). A key
+        read more than the cache's time to live ago is looked up again, so an erasure by
+        another process is seen within that time."""
         if persistence_id in self._erased:
             return ERASED
-        key = self._cache.get(persistence_id)
-        if key is not None:
-            self._cache.move_to_end(persistence_id)  # least recently used goes first
-        return key
+        cached = self._cache.get(persistence_id)
+        if cached is None:
+            return None
+        if (now if now is not None else monotonic()) - cached[1] > self._cache_ttl:
+            del self._cache[persistence_id]
+            return None
+        self._cache.move_to_end(persistence_id)
+        return cached[0]
 
     async def lookup(self, persistence_ids: Iterable[str]) -> dict[str, KeyState]:
         """The state of each stream's key; the ones not in memory in one query."""
         states: dict[str, KeyState] = {}
         missing: list[str] = []
+        now = monotonic()
         for name in persistence_ids:
-            state = self.known(name)
+            state = self.known(name, now)
             if state is None:
                 missing.append(name)
             else:
@@ -117,7 +129,7 @@ class KeyRing:
                 "not the one it was wrapped with, or its row in ea_data_keys was altered"
             )
         cache = self._cache
-        cache[persistence_id] = key
+        cache[persistence_id] = (key, monotonic())
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
         return key

@@ -67,14 +67,24 @@ class EncryptedStore(EncryptedStates):
     `erase(persistence_id)` deletes an entity's key for good (see `Engine.erase_entity`).
     Afterwards its events read as tombstones (see `ErasedEvent`), its snapshots, state and
     recovery raise `EntityErased`, and writes to its stream through any `EncryptedStore`
-    raise `EntityErased`. Another store object that holds the key in memory sees the
-    erasure when the entity is next recovered (its next activation), not before.
+    raise `EntityErased`. Another store object (another process) that holds the key in
+    memory sees the erasure when the entity is next recovered there (its next activation),
+    or once its cached key is older than `key_cache_ttl` seconds, whichever comes first;
+    until then it can still read and write that entity with the key it holds.
+    `key_cache_size` bounds how many unwrapped keys are kept (least recently used go).
 
     Everything else is passed to the wrapped store: projections' `commit_with_offset`,
     `write_statistics`, `list_offsets`, and the like.
     """
 
-    def __init__(self, store: Store, master_key: bytes, *, key_cache_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master_key: bytes,
+        *,
+        key_cache_size: int = 100_000,
+        key_cache_ttl: float = 60.0,
+    ) -> None:
         if not isinstance(master_key, bytes) or len(master_key) not in _MASTER_KEY_SIZES:
             got = (
                 f"{len(master_key)} bytes"
@@ -87,13 +97,16 @@ class EncryptedStore(EncryptedStates):
             )
         if type(key_cache_size) is not int or key_cache_size < 1:
             raise ValueError(f"key_cache_size must be an int >= 1, got {key_cache_size!r}")
+        if type(key_cache_ttl) not in (int, float) or not 0 <= key_cache_ttl < float("inf"):
+            raise ValueError(f"key_cache_ttl must be seconds >= 0, got {key_cache_ttl!r}")
         _check_wrappable(store)
         self.serializer: Serializer = store.serializer
         store.serializer = OpaqueSerializer()
         self._inner = store
         self._master_key = master_key
-        self._key_cache_size = key_cache_size
-        self._keys = KeyRing(master_key, store, key_cache_size)  # type: ignore[arg-type]
+        self._options = {"key_cache_size": key_cache_size, "key_cache_ttl": key_cache_ttl}
+        keys: KeyStore = store  # type: ignore[assignment]  # checked by _check_wrappable
+        self._keys = KeyRing(master_key, keys, key_cache_size, float(key_cache_ttl))
 
     @property
     def inner(self) -> Store:
@@ -112,10 +125,7 @@ class EncryptedStore(EncryptedStates):
                 "a store that pickles as its configuration (SQLiteStore, PostgresStore) can "
                 "be opened again in another process"
             )
-        return (
-            _reopen,
-            (self._inner, self._master_key, type(self.serializer), self._key_cache_size),
-        )
+        return (_reopen, (self._inner, self._master_key, type(self.serializer), self._options))
 
     def __getattr__(self, name: str) -> Any:
         """What the wrapper does not touch is the wrapped store's (projections'
@@ -322,9 +332,9 @@ def _check_wrappable(store: Any) -> None:
 
 
 def _reopen(
-    store: Store, master_key: bytes, serializer_type: type, key_cache_size: int
+    store: Store, master_key: bytes, serializer_type: type, options: dict[str, Any]
 ) -> EncryptedStore:
     """Unpickles an `EncryptedStore`: the wrapped store comes back unopened with a new
     serializer of the real type, where the engine there registers its types again."""
     store.serializer = serializer_type()
-    return EncryptedStore(store, master_key, key_cache_size=key_cache_size)
+    return EncryptedStore(store, master_key, **options)
