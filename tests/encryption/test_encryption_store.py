@@ -281,3 +281,15 @@ async def test_key_store_semantics(backend):
         await keys.load_data_keys("a|1")
     with pytest.raises(TypeError, match="non-empty bytes"):
         await keys.create_data_key("a|4", b"")
+
+
+async def test_checks_that_look_at_the_backend_look_through_the_wrapper(tmp_path: Path):
+    with pytest.raises(ValueError, match="not ea.MemoryStore"):
+        ea.Engine(store=ea.EncryptedStore(ea.MemoryStore(), KEY), cluster=ea.RayCluster())
+    engine = ea.Engine(store=ea.EncryptedStore(ea.SQLiteStore(tmp_path / "t.db"), KEY))
+
+    async def handler(envelopes, connection):
+        pass
+
+    with pytest.raises(TypeError, match="must be a plain function"):
+        await engine.add_projection("async", handler, transactional=True)
