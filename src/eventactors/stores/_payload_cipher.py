@@ -2,6 +2,8 @@
 
     sealed = MAGIC + nonce (12 random bytes) + AES-GCM ciphertext and tag (16 bytes)
 
+Random 96-bit nonces are safe for far more payloads than one entity's key ever seals.
+
 MAGIC starts with a NUL byte, which neither JSON text nor a valid protobuf message (field
 number 0 does not exist) can start with: a payload without it is plaintext, written before
 encryption was turned on, and is read as before.
@@ -15,6 +17,7 @@ something it is not.
 from __future__ import annotations
 
 import os
+import threading
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -41,12 +44,44 @@ _HEADER = len(MAGIC) + NONCE_SIZE
 _encode_aad = msgspec.msgpack.Encoder().encode  # unambiguous, whatever the names contain
 
 
+class _Nonces:
+    """Random nonces, drawn from the OS a few thousand at a time.
+
+    `os.urandom` lets go of the interpreter lock for its system call, and then waits for it
+    behind the store's threads: tens of microseconds per event. Drawing in bulk keeps the
+    nonces exactly as random. Each thread has its own pool, and a forked child starts with
+    none: two processes or threads never hand out the same bytes.
+    """
+
+    _BATCH = NONCE_SIZE * 4096
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._local = threading.local()
+
+    def next(self) -> bytes:
+        local = self._local
+        pool: bytes = getattr(local, "pool", b"")
+        at: int = getattr(local, "at", 0)
+        if at + NONCE_SIZE > len(pool):
+            local.pool = pool = os.urandom(self._BATCH)
+            at = 0
+        local.at = at + NONCE_SIZE
+        return pool[at : at + NONCE_SIZE]
+
+
+_nonces = _Nonces()
+
+
 def is_sealed(payload: bytes) -> bool:
     return payload[:5] == MAGIC
 
 
 def seal(key: AESGCM, plaintext: bytes, aad: bytes, magic: bytes = MAGIC) -> bytes:
-    nonce = os.urandom(NONCE_SIZE)
+    nonce = _nonces.next()
     return magic + nonce + key.encrypt(nonce, plaintext, aad)
 
 

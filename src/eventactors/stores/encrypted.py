@@ -15,6 +15,7 @@ log is untouched. `Engine.erase_entity` is the way in for applications.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -35,9 +36,11 @@ from ._common import (
 )
 from ._encrypted_states import EncryptedStates
 from ._envelope_cipher import (
+    UNDECODED,
+    changed_in_place,
     open_command,
-    open_envelope,
-    open_payload,
+    open_page,
+    open_payloads,
     rebuilt,
     seal_command,
     seal_record,
@@ -47,6 +50,7 @@ from ._key_ring import ERASED, KeyRing, KeyState, entity_erased
 from ._opaque_serializer import OpaqueSerializer
 from .group_commit import WriteStatistics
 from .protocols import KeyStore, Store
+from .sqlite import SQLiteStore
 
 _MASTER_KEY_SIZES = (16, 24, 32)
 _EVERY_SEQUENCE = 2**62
@@ -103,6 +107,7 @@ class EncryptedStore(EncryptedStates):
         self.serializer: Serializer = store.serializer
         store.serializer = OpaqueSerializer()
         self._inner = store
+        self._rebuild = changed_in_place if _builds_new_envelopes(store) else rebuilt
         self._master_key = master_key
         self._options = {"key_cache_size": key_cache_size, "key_cache_ttl": key_cache_ttl}
         keys: KeyStore = store  # type: ignore[assignment]  # checked by _check_wrappable
@@ -175,9 +180,9 @@ class EncryptedStore(EncryptedStates):
             command=None if command is None else seal_command(key, command),
             claim=claim,
         )
-        decode = self.decode_event
+        decode, rebuild = self.decode_event, self._rebuild
         return [
-            rebuilt(envelope, record.payload, decode)
+            rebuild(envelope, record.payload, decode, UNDECODED)
             for envelope, record in zip(envelopes, records, strict=True)
         ]
 
@@ -200,7 +205,7 @@ class EncryptedStore(EncryptedStates):
         if not rows:
             return rows
         state = await self._key_state(persistence_id)
-        return [open_payload(row, persistence_id, state) for row in rows]
+        return open_payloads(rows, persistence_id, state)
 
     async def read_all(
         self,
@@ -220,8 +225,7 @@ class EncryptedStore(EncryptedStates):
         if not page:
             return page
         states = await self._keys.lookup({envelope.persistence_id for envelope in page})
-        decode = self.decode_event
-        return [open_envelope(e, states[e.persistence_id], decode) for e in page]
+        return open_page(page, states, self.decode_event, self._rebuild)
 
     async def highest_sequence_number(self, persistence_id: str) -> int:
         return await self._inner.highest_sequence_number(persistence_id)
@@ -308,6 +312,16 @@ class EncryptedStore(EncryptedStates):
     async def _refuse_if_erased(self, persistence_id: str) -> None:
         if await self._key_state(persistence_id) is ERASED:
             raise entity_erased(persistence_id)
+
+
+def _builds_new_envelopes(store: Store) -> bool:
+    """Whether the store's reads and appends return envelopes no one else holds, which can
+    be opened in place: SQLite's and PostgreSQL's build them from rows. A MemoryStore hands
+    out the ones it keeps, and another store might: theirs are copied."""
+    postgres = sys.modules.get("eventactors.stores.postgres")  # loaded if it is in use
+    return type(store) is SQLiteStore or (
+        postgres is not None and type(store) is postgres.PostgresStore
+    )
 
 
 def _check_wrappable(store: Any) -> None:
