@@ -284,7 +284,7 @@ async def test_key_store_semantics(backend):
 
 
 async def test_checks_that_look_at_the_backend_look_through_the_wrapper(tmp_path: Path):
-    with pytest.raises(ValueError, match="not ea.MemoryStore"):
+    with pytest.raises(ValueError, match=r"not ea\.MemoryStore"):
         ea.Engine(store=ea.EncryptedStore(ea.MemoryStore(), KEY), cluster=ea.RayCluster())
     engine = ea.Engine(store=ea.EncryptedStore(ea.SQLiteStore(tmp_path / "t.db"), KEY))
 
@@ -293,3 +293,36 @@ async def test_checks_that_look_at_the_backend_look_through_the_wrapper(tmp_path
 
     with pytest.raises(TypeError, match="must be a plain function"):
         await engine.add_projection("async", handler, transactional=True)
+
+
+def test_nonces_are_never_shared_by_threads_or_a_forked_child():
+    import subprocess
+    import sys
+    import threading
+
+    from eventactors.stores._payload_cipher import _nonces
+
+    drawn: dict[str, list[bytes]] = {"main": [], "thread": []}
+    thread = threading.Thread(
+        target=lambda: drawn["thread"].extend(_nonces.next() for _ in range(5000))
+    )
+    thread.start()
+    drawn["main"].extend(_nonces.next() for _ in range(5000))
+    thread.join()
+    assert len(set(drawn["main"]) | set(drawn["thread"])) == 10_000
+
+    script = (
+        "import os, sys\n"
+        "from eventactors.stores._payload_cipher import _nonces\n"
+        "_nonces.next()\n"  # the pool is filled before the fork
+        "pid = os.fork()\n"
+        "sys.stdout.write(('child ' if pid == 0 else 'parent ') + _nonces.next().hex() + '\\n')\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0) if pid == 0 else os.waitpid(pid, 0)\n"
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    drawn_after_fork = dict(zip(lines[::2], lines[1::2], strict=True))
+    assert drawn_after_fork.keys() == {"child", "parent"}
+    assert drawn_after_fork["child"] != drawn_after_fork["parent"]
