@@ -66,7 +66,8 @@ class EncryptedStore(EncryptedStates):
     The store it wraps must be new, not yet opened: it then stores opaque bytes (BLOB,
     bytea), and `serializer` here is the real one, where the engine registers its types.
     Data written before encryption was turned on stays plaintext, and is read as before; it
-    is not encrypted afterwards.
+    is not encrypted afterwards. Entity ids, tags, event metadata, command-log reasons and
+    natural identifiers stay plaintext too (identifiers must, for their unique index).
 
     `erase(persistence_id)` deletes an entity's key for good (see `Engine.erase_entity`).
     Afterwards its events read as tombstones (see `ErasedEvent`), its snapshots, state and
