@@ -48,7 +48,6 @@ from ._envelope_cipher import (
 from ._key_checks import check_persistence_id
 from ._key_ring import ERASED, KeyRing, KeyState, entity_erased
 from ._opaque_serializer import OpaqueSerializer
-from .group_commit import WriteStatistics
 from .protocols import KeyStore, Store
 from .sqlite import SQLiteStore
 
@@ -143,10 +142,6 @@ class EncryptedStore(EncryptedStates):
         except AttributeError:
             raise AttributeError(name) from None
         return getattr(inner, name)
-
-    def write_statistics(self) -> WriteStatistics:
-        statistics: WriteStatistics = self._inner.write_statistics()  # type: ignore[attr-defined]
-        return statistics
 
     def decode_event(self, envelope: EventEnvelope) -> Any:
         return decode_event(self.serializer, envelope)
