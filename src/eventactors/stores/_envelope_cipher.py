@@ -38,7 +38,8 @@ _values_of = attrgetter(*_FIELDS)
 _PAYLOAD = _FIELDS.index("payload")
 _DECODE = _FIELDS.index("_decode")
 _EVENT = _FIELDS.index("_event")
-UNDECODED = dataclasses.fields(EventEnvelope)[_EVENT].default  # `event` not yet decoded
+#: The `_event` of an envelope whose `event` is not decoded yet.
+UNDECODED = next(f.default for f in dataclasses.fields(EventEnvelope) if f.name == "_event")
 
 
 def rebuilt(
