@@ -326,3 +326,18 @@ def test_nonces_are_never_shared_by_threads_or_a_forked_child():
     drawn_after_fork = dict(zip(lines[::2], lines[1::2], strict=True))
     assert drawn_after_fork.keys() == {"child", "parent"}
     assert drawn_after_fork["child"] != drawn_after_fork["parent"]
+
+
+def test_recovery_rows_keep_the_fields_after_the_payload():
+    """`read_stream_payloads` rows may grow (an event version after the payload): opening
+    them keeps whatever follows the payload."""
+    from eventactors.stores._envelope_cipher import open_payloads
+    from eventactors.stores._payload_cipher import AESGCM, event_aad, seal
+
+    key = AESGCM(AESGCM.generate_key(bit_length=256))
+    sealed = seal(key, b'{"text":"a"}', event_aad("notebook|n", 1, "Written"))
+    rows = [(1, "Written", sealed, 2), (2, "Written", b'{"text":"plain"}', 1)]
+    assert open_payloads(rows, "notebook|n", key) == [
+        (1, "Written", b'{"text":"a"}', 2),
+        (2, "Written", b'{"text":"plain"}', 1),
+    ]
