@@ -15,9 +15,11 @@ from .behavior import DurableStateBehavior as DurableStateBehavior
 from .behavior import EventSourcedBehavior as EventSourcedBehavior
 from .cluster.config import RayCluster as RayCluster
 from .engine import Engine as Engine
+from .erased import ErasedEvent as ErasedEvent
 from .errors import CommandTimeout as CommandTimeout
 from .errors import ConcurrencyError as ConcurrencyError
 from .errors import EngineNotStarted as EngineNotStarted
+from .errors import EntityErased as EntityErased
 from .errors import EventActorsError as EventActorsError
 from .errors import IdentifierTaken as IdentifierTaken
 from .errors import InvalidEntityId as InvalidEntityId
@@ -56,6 +58,7 @@ from .stores.memory import MemoryStore as MemoryStore
 from .stores.protocols import CommandLogStore as CommandLogStore
 from .stores.protocols import EventStore as EventStore
 from .stores.protocols import IdentifierStore as IdentifierStore
+from .stores.protocols import KeyStore as KeyStore
 from .stores.protocols import OffsetStore as OffsetStore
 from .stores.protocols import SnapshotStore as SnapshotStore
 from .stores.protocols import StateStore as StateStore
@@ -66,15 +69,21 @@ from .subscription import Subscription as Subscription
 from .upcasting import upcaster as upcaster
 
 if TYPE_CHECKING:
+    from .stores.encrypted import EncryptedStore as EncryptedStore
     from .stores.postgres import PostgresStore as PostgresStore
 
 
 def __getattr__(name: str) -> Any:
-    """`PostgresStore` loads on first use, so that asyncpg stays an optional extra."""
+    """`PostgresStore` and `EncryptedStore` load on first use, so that asyncpg and
+    cryptography stay optional extras."""
     if name == "PostgresStore":
         from .stores.postgres import PostgresStore
 
         return PostgresStore
+    if name == "EncryptedStore":
+        from .stores.encrypted import EncryptedStore
+
+        return EncryptedStore
     raise AttributeError(f"module 'eventactors' has no attribute {name!r}")
 
 
@@ -90,9 +99,12 @@ __all__ = [
     "CommandTimeout",
     "ConcurrencyError",
     "DurableStateBehavior",
+    "EncryptedStore",
     "Engine",
     "EngineNotStarted",
     "EngineStatistics",
+    "EntityErased",
+    "ErasedEvent",
     "EventActorsError",
     "EventEnvelope",
     "EventRecord",
@@ -106,6 +118,7 @@ __all__ = [
     "InvalidHandlerResult",
     "InvalidIdentifiers",
     "JsonSerializer",
+    "KeyStore",
     "LatencyPercentiles",
     "MemoryStore",
     "OffsetStore",

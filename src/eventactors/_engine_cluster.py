@@ -36,7 +36,7 @@ def check_cluster_store(cluster: RayCluster | None, store: Store) -> None:
         return
     if not isinstance(cluster, RayCluster):
         raise TypeError(f"cluster must be an ea.RayCluster, got {cluster!r}")
-    if isinstance(store, MemoryStore):
+    if isinstance(getattr(store, "inner", store), MemoryStore):  # also inside an EncryptedStore
         raise ValueError(
             "cluster mode needs a store that every shard process can reach: "
             "ea.PostgresStore(dsn) (or ea.SQLiteStore(path) when every shard is on this "

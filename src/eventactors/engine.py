@@ -22,6 +22,7 @@ from ._engine_checks import (
     wait_reply,
 )
 from ._engine_cluster import ClusterMode, check_cluster_store
+from ._engine_erasure import Erasure
 from ._engine_history import History
 from ._engine_natural_keys import NaturalKeys
 from ._engine_read_side import ReadSide
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from .cluster.router import ShardRouter
 
 
-class Engine(NaturalKeys, History, ReadSide, ClusterMode):
+class Engine(NaturalKeys, History, ReadSide, ClusterMode, Erasure):
     """Runs entity actors for registered behaviors on one store; with `cluster=`, shards them
     over a Ray cluster (see `eventactors.cluster`), with the same API."""
 

@@ -99,3 +99,19 @@ class ShardUnavailable(EventActorsError):
     """Cluster mode: the shard (or projection) process a call went to died or could not be
     reached. A command in flight then may or may not have been persisted, as after a timeout;
     the restarted shard recovers the entity from the store, so read its state to find out."""
+
+
+class EntityErased(EventActorsError):
+    """The entity was erased (`Engine.erase_entity`): its data key is deleted, so its events,
+    snapshots and state can no longer be read, and its stream cannot be written again."""
+
+    def __init__(self, message: str, *, persistence_id: str = "") -> None:
+        super().__init__(message)
+        self.persistence_id = persistence_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_entity_erased, (str(self), self.persistence_id))
+
+
+def _rebuild_entity_erased(message: str, persistence_id: str) -> EntityErased:
+    return EntityErased(message, persistence_id=persistence_id)

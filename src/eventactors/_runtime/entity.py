@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import (
     CommandTimeout,
     ConcurrencyError,
+    EntityErased,
     IdentifierTaken,
     InvalidHandlerResult,
     InvalidIdentifiers,
@@ -98,6 +99,15 @@ class EntityActor:
             for message in mailbox:
                 self._not_run(message, abandoned(self.persistence_id, started=False))
             mailbox.clear()  # the task, if it carries on, finds nothing more to run
+
+    def refuse_waiting(self, error: BaseException) -> None:
+        """Fails every command still waiting in the mailbox with `error`; the running one
+        carries on. (For an erasure: the entity must not run them.)"""
+        mailbox = self.mailbox
+        if mailbox:
+            for message in mailbox:
+                self._not_run(message, error)
+            mailbox.clear()
 
     def gave_up(self, message: Message) -> None:
         """The caller's timeout passed. A command whose turn has not come will be dropped
@@ -206,7 +216,8 @@ class EntityActor:
                 self._count(message, exc, hooks, span)
                 raise
             try:
-                if self.logs(message) and not isinstance(exc, KeysMoved):
+                # An erased entity's stream cannot be written: nor can its log.
+                if self.logs(message) and not isinstance(exc, KeysMoved | EntityErased):
                     await record_unwritten(self, message, *outcome_of(exc))
             finally:  # the caller hears, even if the engine stops during the log's write
                 if not future.done():

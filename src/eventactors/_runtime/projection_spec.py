@@ -88,7 +88,8 @@ def _check_transactional(
         )
     from ..stores.sqlite import SQLiteStore
 
-    if isinstance(store, SQLiteStore) and inspect.iscoroutinefunction(handler):
+    wrapped = getattr(store, "inner", store)  # an EncryptedStore commits through its store
+    if isinstance(wrapped, SQLiteStore) and inspect.iscoroutinefunction(handler):
         raise TypeError(
             f"projection {name!r}: on SQLite a transactional handler runs on the store's writer "
             "thread inside its transaction, so it must be a plain function, not async"

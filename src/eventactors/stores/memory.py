@@ -41,11 +41,12 @@ from ._common import (
     identifier_taken,
     matches,
 )
+from ._memory_keys import KeyRows, MemoryKeys
 from ._notify import AppendSignal
 from .group_commit import WriteCounter, WriteStatistics
 
 
-class MemoryStore:
+class MemoryStore(MemoryKeys):
     """Everything in process memory; nothing survives the process."""
 
     def __init__(self, serializer: Serializer | None = None) -> None:
@@ -60,6 +61,7 @@ class MemoryStore:
         self._owners: dict[tuple[str, str], str] = {}  # (entity type, identifiers) -> entity id
         self._identifiers: dict[tuple[str, str], str] = {}  # (entity type, entity id) -> ids
         self._commands: dict[str, list[CommandRecord]] = {}
+        self._data_keys: KeyRows = {}  # for EncryptedStore: see KeyStore
         self._signal = AppendSignal(self.head_position, poll_interval=None)
         self._counter = WriteCounter()
 

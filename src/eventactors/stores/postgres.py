@@ -45,6 +45,7 @@ from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_commands import ExtrasWriter, PostgresIdentifiersAndCommands, command_row
 from ._postgres_connections import PostgresConnections
+from ._postgres_keys import PostgresKeys
 from ._postgres_listener import Listener
 from ._postgres_rows import aware, describe, event_row, metadata_decoder
 from ._postgres_schema import check_schema_name, lock_key
@@ -60,7 +61,7 @@ from .group_commit import (
 T = TypeVar("T")
 
 
-class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
+class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands, PostgresKeys):
     """Every store protocol in one PostgreSQL schema.
 
     `connect_timeout` bounds every attempt to reach the server, so a wrong address fails with

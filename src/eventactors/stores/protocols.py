@@ -159,6 +159,31 @@ class OffsetListing(Protocol):
 
 
 @runtime_checkable
+class KeyStore(Protocol):
+    """Optional (not part of `Store`): the table of per-entity data keys that
+    `EncryptedStore` keeps in the same database as the events, each key wrapped (encrypted)
+    under the master key, which never reaches the store.
+
+    A row without a key is an erased entity's: erasure is final, so a key once erased is
+    never created again.
+    """
+
+    async def load_data_keys(self, persistence_ids: Sequence[str]) -> dict[str, bytes | None]:
+        """The wrapped keys of those streams that have a row: None for an erased one."""
+        ...
+
+    async def create_data_key(self, persistence_id: str, wrapped_key: bytes) -> bytes | None:
+        """Stores `wrapped_key` unless the stream already has a row, and returns what is
+        stored: another writer's key when it got there first, None if the stream is erased."""
+        ...
+
+    async def erase_data_key(self, persistence_id: str) -> None:
+        """Deletes the stream's key for good, leaving an erased row (inserting one if the
+        stream had no key), so that no key can be created for it again."""
+        ...
+
+
+@runtime_checkable
 class IdentifierStore(Protocol):
     """The map from natural identifiers to entity ids, kept beside the streams (written by
     the `claim` of `append` and `upsert_state`)."""

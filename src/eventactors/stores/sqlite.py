@@ -31,6 +31,7 @@ from ._common import (
 from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_extras import SQLiteExtras
+from ._sqlite_keys import SQLiteKeys
 from ._sqlite_rows import envelope_from_row, event_row, payload_row
 from ._sqlite_schema import connect_read_only, ensure_schema
 from ._sqlite_tables import SQLiteTables
@@ -52,7 +53,7 @@ _EVENT_COLUMNS = (
 )
 
 
-class SQLiteStore(SQLiteTables, SQLiteExtras):
+class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
     """Every store protocol in one SQLite file.
 
     `synchronous="FULL"` (the default) makes every acknowledged write survive power loss;
