@@ -17,7 +17,7 @@ import msgspec
 
 from ..erased import ErasedEvent
 from ..errors import SerializationError
-from ..records import CommandRecord, EventEnvelope, EventRecord
+from ..records import CommandRecord, EventEnvelope, EventRecord, PayloadRow
 from ._key_ring import ERASED, KeyState, entity_erased, usable
 from ._payload_cipher import (
     AESGCM,
@@ -138,16 +138,15 @@ def tombstone(envelope: EventEnvelope, rebuild: Rebuild = rebuilt) -> EventEnvel
     return rebuild(envelope, b"", lambda _: erased, erased)
 
 
-def open_payloads(
-    rows: list[tuple[Any, ...]], persistence_id: str, state: KeyState
-) -> list[tuple[Any, ...]]:
-    """The (sequence_number, event_type, payload, ...) rows of `read_stream_payloads`,
-    opened; raises at the first that cannot be (recovery decodes every row anyway)."""
+def open_payloads(rows: list[PayloadRow], persistence_id: str, state: KeyState) -> list[PayloadRow]:
+    """The (sequence_number, event_type, payload, event_version) rows of
+    `read_stream_payloads`, opened; raises at the first that cannot be (recovery decodes
+    every row anyway)."""
     if state is ERASED:
         raise entity_erased(persistence_id)
-    opened: list[tuple[Any, ...]] = []
+    opened: list[PayloadRow] = []
     for row in rows:
-        number, event_type, payload = row[0], row[1], row[2]
+        number, event_type, payload, version = row
         if not is_sealed(payload):  # written before encryption was turned on
             opened.append(row)
             continue
@@ -156,9 +155,7 @@ def open_payloads(
             plaintext = open_sealed(key, payload, event_aad(persistence_id, number, event_type))
         except InvalidTag:
             raise unopenable(persistence_id, number, event_type) from None
-        # Fields after the payload (an event version, say) are kept as they are.
-        rest = row[3:]
-        opened.append((number, event_type, plaintext, *rest))
+        opened.append((number, event_type, plaintext, version))
     return opened
 
 

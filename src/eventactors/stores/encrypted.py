@@ -26,6 +26,7 @@ from ..records import (
     EventEnvelope,
     EventRecord,
     IdentifierClaim,
+    PayloadRow,
 )
 from ..serialization import Serializer
 from ._common import (
@@ -194,7 +195,7 @@ class EncryptedStore(EncryptedStates):
 
     async def read_stream_payloads(
         self, persistence_id: str, from_sequence: int = 1, limit: int | None = None
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[PayloadRow]:
         """Opened payloads, for recovery: `EntityErased` for an erased stream, and
         `SerializationError` at the first payload that cannot be opened."""
         rows = await self._inner.read_stream_payloads(persistence_id, from_sequence, limit)
