@@ -12,6 +12,7 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)  # the tour writes tour.db in the working directory
+    monkeypatch.setenv("EVENTACTORS_MASTER_KEY", "00" * 32)  # the encryption example reads it
     namespace: dict[str, object] = {"__name__": "readme"}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
