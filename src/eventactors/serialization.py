@@ -131,7 +131,8 @@ class JsonSerializer:
             self._decoders[type_name] = decoder
         try:
             return decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        # RecursionError: JSON nested deeper than msgspec goes (a hostile or corrupt payload)
+        except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(f"cannot decode {type_name!r}: {exc}") from exc
 
 
