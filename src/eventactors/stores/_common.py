@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +102,24 @@ def check_command_record(command: CommandRecord) -> None:
         )
     if not isinstance(command.payload, bytes):
         raise TypeError(f"command payload must be bytes, got {type(command.payload).__qualname__}")
+
+
+def require_text(**columns: Any) -> None:
+    """Raises TypeError naming the first of a stored row's text columns that holds something
+    else: a row written behind the store's back."""
+    for name, value in columns.items():
+        if type(value) is not str:
+            raise TypeError(f"{name} is {type(value).__name__}, not text")
+
+
+def text_tuple(name: str, values: Iterable[Any]) -> tuple[str, ...]:
+    """A stored array of text (tags, event ids) as a tuple; TypeError if it holds anything
+    else (a NULL, or a nested array, written behind the store's back)."""
+    items = tuple(values)
+    for item in items:
+        if type(item) is not str:
+            raise TypeError(f"{name} holds {item!r}, not only text")
+    return items
 
 
 def check_at_time(at_time: datetime) -> datetime:

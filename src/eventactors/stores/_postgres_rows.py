@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,6 +11,7 @@ from urllib.parse import urlsplit
 import msgspec
 from asyncpg import Record
 
+from ..errors import SerializationError
 from ..records import EventRecord
 from ._common import payload_text
 
@@ -28,8 +31,29 @@ def event_row(record: EventRecord, text: bool) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def row_payload(row: Record) -> bytes:
-    return as_bytes(row["payload_bytes"] if row["payload_json"] is None else row["payload_json"])
+def row_payload(row: Record, where: str) -> bytes:
+    """A snapshot's or a state's payload; its table lets both columns be NULL."""
+    payload = row["payload_bytes"] if row["payload_json"] is None else row["payload_json"]
+    if payload is None:
+        raise SerializationError(f"corrupt row: {where}: it holds no payload")
+    return as_bytes(payload)
+
+
+def row_time(value: datetime, where: str) -> datetime:
+    """A stored timestamp: 'infinity' and '-infinity' come back naive, and are no moment."""
+    if value.tzinfo is None:
+        raise SerializationError(f"corrupt row: {where}: timestamp {value} is not a moment")
+    return value
+
+
+@contextmanager
+def representable(where: str) -> Iterator[None]:
+    """Reports a stored value asyncpg cannot turn into a Python one (a timestamp past year
+    9999 or before year 1: OverflowError, raised while fetching) as the corrupt data it is."""
+    try:
+        yield
+    except OverflowError as exc:
+        raise SerializationError(f"corrupt row: {where}: {exc}") from exc
 
 
 def as_bytes(payload: str | bytes) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,4 +99,36 @@ def format_timestamp(value: datetime) -> str:
 def parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"timestamp is {type(value).__name__}, not text")
-    return datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:  # another writer's, without an offset: UTC, as the tools read it
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def row_timestamp(value: Any, where: str) -> datetime:
+    """A stored timestamp, outside an envelope's own checks: a corrupt one names `where`."""
+    try:
+        return parse_timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"corrupt row: {where}: {exc}") from exc
+
+
+def row_integer(value: Any, where: str) -> int:
+    """A stored revision, sequence number or position: text or a blob there is corruption
+    (SQLite keeps whatever was written in a column, whatever its declared type)."""
+    if type(value) is int:
+        return value
+    raise SerializationError(f"corrupt row: {where} is {value!r}, not an integer")
+
+
+@contextmanager
+def readable_text(where: str) -> Iterator[None]:
+    """Reports text that is not UTF-8 (written behind the store's back), which the sqlite3
+    module refuses while fetching the row, as the corrupt data it is rather than as an
+    unavailable database; `where` says which rows were being read."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "Could not decode to UTF-8" not in str(exc):
+            raise
+        raise SerializationError(f"corrupt row: {where}: {exc}") from exc

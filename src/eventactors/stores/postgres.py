@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
 from asyncpg import Record
 
-from ..errors import EventActorsError
+from ..errors import EventActorsError, SerializationError
 from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -40,13 +41,14 @@ from ._common import (
     decode_event,
     naming_stream,
     reopen_store,
+    text_tuple,
 )
 from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_commands import ExtrasWriter, PostgresIdentifiersAndCommands, command_row
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import aware, describe, event_row, metadata_decoder
+from ._postgres_rows import aware, describe, event_row, metadata_decoder, representable
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -201,18 +203,20 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         limit: int | None = None,
     ) -> list[EventEnvelope]:
         check_range(from_sequence, to_sequence, limit)
-        rows = await self._db.run(
-            lambda connection: connection.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
-                "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
-                "ORDER BY sequence_number LIMIT $4",
-                persistence_id,
-                from_sequence,
-                to_sequence if to_sequence is not None else 2**62,
-                limit,
-            ),
-            write=False,
-        )
+        where = f"stream {persistence_id!r} from sequence {from_sequence} in {self._where}"
+        with representable(where):
+            rows = await self._db.run(
+                lambda connection: connection.fetch(
+                    f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
+                    "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
+                    "ORDER BY sequence_number LIMIT $4",
+                    persistence_id,
+                    from_sequence,
+                    to_sequence if to_sequence is not None else 2**62,
+                    limit,
+                ),
+                write=False,
+            )
         return [self._envelope(row) for row in rows]
 
     async def read_stream_payloads(
@@ -284,7 +288,8 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
             f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
             f"WHERE {' AND '.join(conditions)} ORDER BY global_position LIMIT $2"
         )
-        rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
+        with representable(f"the log after global position {after_position} in {self._where}"):
+            rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
         return [self._envelope(row) for row in rows]
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
@@ -330,11 +335,19 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         (position, event_id, persistence_id, entity_type, entity_id, sequence_number,
          event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id,
          correlation_id) = row  # fmt: skip
-        return EventEnvelope(
-            str(event_id), persistence_id, entity_type, entity_id, sequence_number, position,
-            event_type, timestamp, tuple(tags) if tags else (),
-            {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
-            correlation_id,
-            payload_bytes if payload_json is None else payload_json.encode("utf-8"),
-            self.decode_event,
-        )  # fmt: skip
+        try:  # a row written behind the store's back may not fit: refused, never passed on
+            if timestamp.tzinfo is None or sequence_number < 1:  # 'infinity' comes back naive
+                raise ValueError(f"timestamp {timestamp}, sequence number {sequence_number}")
+            return EventEnvelope(
+                str(event_id), persistence_id, entity_type, entity_id, sequence_number,
+                position, event_type, timestamp, text_tuple("tags", tags) if tags else (),
+                {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
+                correlation_id,
+                payload_bytes if payload_json is None else payload_json.encode("utf-8"),
+                self.decode_event,
+            )  # fmt: skip
+        except (TypeError, ValueError, msgspec.DecodeError) as exc:
+            raise SerializationError(
+                f"corrupt event row in {self._where}: stream {persistence_id!r}, sequence "
+                f"{sequence_number!r}, global position {position}: {exc}"
+            ) from exc

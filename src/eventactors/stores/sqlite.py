@@ -31,7 +31,7 @@ from ._common import (
 from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_extras import SQLiteExtras
-from ._sqlite_rows import envelope_from_row, event_row, payload_row
+from ._sqlite_rows import envelope_from_row, event_row, payload_row, readable_text, row_integer
 from ._sqlite_schema import connect_read_only, ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
@@ -263,8 +263,10 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         check_range(from_sequence, to_sequence, limit)
         upper = to_sequence if to_sequence is not None else 2**62
         row_limit = limit if limit is not None else -1
+        where = f"stream {persistence_id!r} from sequence {from_sequence} in {self.path}"
         return await self._read(
             lambda connection: self._envelopes(
+                where,
                 connection.execute(
                     f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
                     "AND sequence_number BETWEEN ? AND ? UNION ALL "
@@ -274,7 +276,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
                     f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
                     f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
                     (persistence_id, from_sequence, upper, persistence_id, row_limit),
-                )
+                ),
             )
         )
 
@@ -285,14 +287,15 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         path = self.path
 
         def query(connection: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
-            rows = connection.execute(
-                "SELECT sequence_number, event_type, payload FROM ea_events "
-                # No upper bound: a text or blob sequence number (a corrupt row) sorts after
-                # every number, so it is selected too, and refused by payload_row.
-                "WHERE persistence_id = ? AND sequence_number >= ? "
-                "ORDER BY sequence_number LIMIT ?",
-                (persistence_id, from_sequence, limit if limit is not None else -1),
-            ).fetchall()
+            with readable_text(f"stream {persistence_id!r} from sequence {from_sequence}"):
+                rows = connection.execute(
+                    "SELECT sequence_number, event_type, payload FROM ea_events "
+                    # No upper bound: a text or blob sequence number (a corrupt row) sorts
+                    # after every number, so it is selected too, and refused by payload_row.
+                    "WHERE persistence_id = ? AND sequence_number >= ? "
+                    "ORDER BY sequence_number LIMIT ?",
+                    (persistence_id, from_sequence, limit if limit is not None else -1),
+                ).fetchall()
             return [payload_row(row, persistence_id, path) for row in rows]
 
         return await self._read(query)
@@ -330,8 +333,11 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
             f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE {' AND '.join(conditions)} "
             "ORDER BY global_position LIMIT ?"
         )
+        where = f"the log after global position {after_position} in {self.path}"
         return await self._read(
-            lambda connection: self._envelopes(connection.execute(query, (*parameters, limit)))
+            lambda connection: self._envelopes(
+                where, connection.execute(query, (*parameters, limit))
+            )
         )
 
     async def head_position(self) -> int:
@@ -364,12 +370,13 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
             ]
         )
 
-    def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
-        return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+    def _envelopes(self, where: str, rows: sqlite3.Cursor) -> list[EventEnvelope]:
+        with readable_text(where):
+            return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
 
 
 def _highest(connection: sqlite3.Connection, persistence_id: str) -> int:
     row = connection.execute(
         "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?", (persistence_id,)
     ).fetchone()
-    return int(row[0]) if row else 0
+    return row_integer(row[0], f"highest sequence of stream {persistence_id!r}") if row else 0
