@@ -218,6 +218,11 @@ def check_position(position: int) -> int:
 
 def check_stream_position(persistence_id: str, highest: int, expected: int) -> None:
     """The optimistic-concurrency check of `append`, worded the same by every backend."""
+    if type(highest) is not int:  # a stream head written behind the store's back
+        raise SerializationError(
+            f"corrupt row: the head of stream {persistence_id!r} is {highest!r}, not a "
+            "sequence number; nothing was written"
+        )
     if highest != expected:
         raise ConcurrencyError(
             f"stream {persistence_id!r} is at sequence {highest}, expected {expected}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +14,7 @@ from asyncpg import Record
 from ..errors import SerializationError
 from ..records import EventRecord
 from ._common import payload_text
+from ._postgres_connections import PostgresConnections
 
 metadata_decoder = msgspec.json.Decoder(dict[str, str])
 
@@ -44,6 +45,42 @@ def row_time(value: datetime, where: str) -> datetime:
     if value.tzinfo is None:
         raise SerializationError(f"corrupt row: {where}: timestamp {value} is not a moment")
     return value
+
+
+#: Timestamps asyncpg cannot turn into a datetime: before year 1, or after year 9999.
+_OUT_OF_RANGE = (
+    "(timestamp < '0001-01-01 00:00:00+00' OR timestamp > '9999-12-31 23:59:59.999999+00')"
+)
+
+
+async def out_of_range_event(
+    db: PostgresConnections,
+    events: str,
+    conditions: str,
+    tail: str,
+    parameters: Sequence[Any],
+    error: OverflowError,
+) -> SerializationError:
+    """The error for an event read that asyncpg failed (`error`) on a timestamp Python
+    cannot hold, naming the first such row among those `conditions` select (`tail` uses the
+    rest of `parameters`, so that the same list fits). Only runs after such a failure."""
+    row = await db.run(
+        lambda connection: connection.fetchrow(
+            f"SELECT global_position, persistence_id, sequence_number FROM {events} "
+            f"WHERE {conditions} AND {_OUT_OF_RANGE} ORDER BY global_position {tail}",
+            *parameters,
+        ),
+        write=False,
+    )
+    culprit = (
+        "a row no longer there"
+        if row is None
+        else f"stream {row[1]!r}, sequence {row[2]}, global position {row[0]}"
+    )
+    return SerializationError(
+        f"corrupt event row in {db.where}: {culprit}: its timestamp is outside the years 1 "
+        f"to 9999 ({error})"
+    )
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +129,72 @@ def readable_text(where: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if "Could not decode to UTF-8" not in str(exc):
+        if not _unreadable(exc):
             raise
         raise SerializationError(f"corrupt row: {where}: {exc}") from exc
+
+
+@contextmanager
+def readable_events(
+    connection: sqlite3.Connection, where: str, conditions: str, parameters: Sequence[Any]
+) -> Iterator[None]:
+    """`readable_text` for event rows, and for tags that SQLite's JSON functions refuse (a
+    tag filter): the error names the first such row among those `conditions` select."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not _unreadable(exc):
+            raise
+        culprit = _first_unreadable(connection, conditions, parameters)
+        raise SerializationError(f"corrupt event row in {where}: {culprit}: {exc}") from exc
+
+
+def _unreadable(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "Could not decode to UTF-8" in text or "malformed JSON" in text
+
+
+_TEXT_COLUMNS = (
+    "persistence_id", "event_id", "entity_type", "entity_id", "event_type", "payload",
+    "timestamp", "tags", "metadata", "command_id", "correlation_id",
+)  # fmt: skip
+
+
+def _first_unreadable(
+    connection: sqlite3.Connection, conditions: str, parameters: Sequence[Any]
+) -> str:
+    """Reads the selected rows again as bytes, in log order, to name the first one holding
+    text that is not UTF-8, or tags that are not JSON. Only ever runs after such a failure."""
+    texts = ", ".join(f"CASE WHEN typeof({c}) = 'text' THEN {c} END" for c in _TEXT_COLUMNS)
+    factory = connection.text_factory
+    connection.text_factory = bytes
+    rows = connection.execute(
+        f"SELECT global_position, sequence_number, json_valid(tags), {texts} FROM ea_events "
+        f"WHERE {conditions} ORDER BY global_position",
+        tuple(parameters),
+    )
+    try:
+        for position, sequence, tags_valid, *values in rows:
+            columns = [c for c, v in zip(_TEXT_COLUMNS, values, strict=True) if not _utf8(v)]
+            if not tags_valid:
+                columns.append("tags")
+            if columns:
+                stream = (values[0] or b"").decode("utf-8", "replace")
+                return (
+                    f"stream {stream!r}, sequence {sequence!r}, global position {position} "
+                    f"({', '.join(dict.fromkeys(columns))})"
+                )
+    finally:
+        rows.close()
+        connection.text_factory = factory
+    return "a row no longer there"
+
+
+def _utf8(value: Any) -> bool:
+    if not isinstance(value, bytes):
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -48,7 +48,7 @@ from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
 from ._postgres_commands import ExtrasWriter, PostgresIdentifiersAndCommands, command_row
 from ._postgres_connections import PostgresConnections
 from ._postgres_listener import Listener
-from ._postgres_rows import aware, describe, event_row, metadata_decoder, representable
+from ._postgres_rows import aware, describe, event_row, metadata_decoder, out_of_range_event
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -203,20 +203,26 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         limit: int | None = None,
     ) -> list[EventEnvelope]:
         check_range(from_sequence, to_sequence, limit)
-        where = f"stream {persistence_id!r} from sequence {from_sequence} in {self._where}"
-        with representable(where):
+        conditions = "persistence_id = $1 AND sequence_number BETWEEN $2 AND $3"
+        parameters = (
+            persistence_id,
+            from_sequence,
+            to_sequence if to_sequence is not None else 2**62,
+            limit,
+        )
+        try:
             rows = await self._db.run(
                 lambda connection: connection.fetch(
-                    f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
-                    "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
+                    f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} WHERE {conditions} "
                     "ORDER BY sequence_number LIMIT $4",
-                    persistence_id,
-                    from_sequence,
-                    to_sequence if to_sequence is not None else 2**62,
-                    limit,
+                    *parameters,
                 ),
                 write=False,
             )
+        except OverflowError as exc:  # a timestamp Python cannot hold: name its row
+            raise await out_of_range_event(
+                self._db, self._table["events"], conditions, "LIMIT $4", parameters, exc
+            ) from exc
         return [self._envelope(row) for row in rows]
 
     async def read_stream_payloads(
@@ -288,8 +294,13 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
             f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
             f"WHERE {' AND '.join(conditions)} ORDER BY global_position LIMIT $2"
         )
-        with representable(f"the log after global position {after_position} in {self._where}"):
+        try:
             rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
+        except OverflowError as exc:  # a timestamp Python cannot hold: name its row
+            raise await out_of_range_event(
+                self._db, self._table["events"], " AND ".join(conditions), "LIMIT $2",
+                parameters, exc,
+            ) from exc  # fmt: skip
         return [self._envelope(row) for row in rows]
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:

@@ -31,7 +31,7 @@ from ._common import (
 from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_extras import SQLiteExtras
-from ._sqlite_rows import envelope_from_row, event_row, payload_row, readable_text, row_integer
+from ._sqlite_rows import envelope_from_row, event_row, payload_row, readable_events, row_integer
 from ._sqlite_schema import connect_read_only, ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
@@ -263,20 +263,18 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         check_range(from_sequence, to_sequence, limit)
         upper = to_sequence if to_sequence is not None else 2**62
         row_limit = limit if limit is not None else -1
-        where = f"stream {persistence_id!r} from sequence {from_sequence} in {self.path}"
         return await self._read(
             lambda connection: self._envelopes(
-                where,
-                connection.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    "AND sequence_number BETWEEN ? AND ? UNION ALL "
-                    # A text or blob sequence number (a corrupt row) sorts after every number:
-                    # selected too, from the end of the index, so that it fails loudly
-                    # instead of vanishing. (An OR here would cost the index range scan.)
-                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
-                    (persistence_id, from_sequence, upper, persistence_id, row_limit),
-                ),
+                connection,
+                f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                "AND sequence_number BETWEEN ? AND ? UNION ALL "
+                # A text or blob sequence number (a corrupt row) sorts after every number:
+                # selected too, from the end of the index, so that it fails loudly instead of
+                # vanishing. (An OR here would cost the index range scan.)
+                f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
+                (persistence_id, from_sequence, upper, persistence_id, row_limit),
+                ("persistence_id = ?", (persistence_id,)),
             )
         )
 
@@ -287,7 +285,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
         path = self.path
 
         def query(connection: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
-            with readable_text(f"stream {persistence_id!r} from sequence {from_sequence}"):
+            with readable_events(connection, path, "persistence_id = ?", (persistence_id,)):
                 rows = connection.execute(
                     "SELECT sequence_number, event_type, payload FROM ea_events "
                     # No upper bound: a text or blob sequence number (a corrupt row) sorts
@@ -322,6 +320,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
             if values is not None:
                 conditions.append(f"{column} IN ({', '.join('?' * len(values))})")
                 parameters.extend(values)
+        scope = (" AND ".join(conditions), tuple(parameters))  # to name a corrupt row
         selected_tags = check_filter(tags, "tags")
         if selected_tags is not None:
             conditions.append(
@@ -333,11 +332,8 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
             f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE {' AND '.join(conditions)} "
             "ORDER BY global_position LIMIT ?"
         )
-        where = f"the log after global position {after_position} in {self.path}"
         return await self._read(
-            lambda connection: self._envelopes(
-                where, connection.execute(query, (*parameters, limit))
-            )
+            lambda connection: self._envelopes(connection, query, (*parameters, limit), scope)
         )
 
     async def head_position(self) -> int:
@@ -370,9 +366,24 @@ class SQLiteStore(SQLiteTables, SQLiteExtras):
             ]
         )
 
-    def _envelopes(self, where: str, rows: sqlite3.Cursor) -> list[EventEnvelope]:
-        with readable_text(where):
-            return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+    def _envelopes(
+        self,
+        connection: sqlite3.Connection,
+        query: str,
+        parameters: tuple[Any, ...],
+        scope: tuple[str, tuple[Any, ...]],
+    ) -> list[EventEnvelope]:
+        """The envelopes of the rows `query` selects; `scope` (conditions and parameters)
+        selects at least those rows, to find a corrupt one that cannot even be fetched."""
+        with readable_events(connection, self.path, *scope):
+            rows = connection.execute(query, parameters)
+            try:
+                return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+            except BaseException:
+                # A cursor left unfinished keeps its read transaction open for as long as the
+                # error (and its traceback) lives: the reader would see the file as it was.
+                rows.close()
+                raise
 
 
 def _highest(connection: sqlite3.Connection, persistence_id: str) -> int:
