@@ -41,7 +41,6 @@ from ._common import (
     decode_event,
     naming_stream,
     reopen_store,
-    text_tuple,
 )
 from ._group_queue import GroupCommitQueue
 from ._postgres_append import EVENT_COLUMNS, AppendRequest, PostgresAppender
@@ -349,9 +348,12 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands):
         try:  # a row written behind the store's back may not fit: refused, never passed on
             if timestamp.tzinfo is None or sequence_number < 1:  # 'infinity' comes back naive
                 raise ValueError(f"timestamp {timestamp}, sequence number {sequence_number}")
+            if tags:
+                tags = tuple(tags)
+                "".join(tags)  # TypeError for a NULL or a nested array: the fastest check
             return EventEnvelope(
                 str(event_id), persistence_id, entity_type, entity_id, sequence_number,
-                position, event_type, timestamp, text_tuple("tags", tags) if tags else (),
+                position, event_type, timestamp, tags or (),
                 {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
                 correlation_id,
                 payload_bytes if payload_json is None else payload_json.encode("utf-8"),
