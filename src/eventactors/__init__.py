@@ -25,6 +25,7 @@ from .errors import IdentifierTaken as IdentifierTaken
 from .errors import InvalidEntityId as InvalidEntityId
 from .errors import InvalidHandlerResult as InvalidHandlerResult
 from .errors import InvalidIdentifiers as InvalidIdentifiers
+from .errors import PayloadTooLarge as PayloadTooLarge
 from .errors import Rejected as Rejected
 from .errors import SerializationError as SerializationError
 from .errors import ShardUnavailable as ShardUnavailable
@@ -122,6 +123,7 @@ __all__ = [
     "LatencyPercentiles",
     "MemoryStore",
     "OffsetStore",
+    "PayloadTooLarge",
     "PostgresStore",
     "ProjectionState",
     "ProjectionStatus",

@@ -80,7 +80,7 @@ async def engine_on(
 
     `passivate_after` replaces every entity type's own: a tool that sends commands beside the
     running application must not keep an entity in memory that the application moves on."""
-    engine = Engine(store=store, serializer=app.serializer)
+    engine = Engine(store=store, serializer=app.serializer, max_event_bytes=app.max_event_bytes)
     for entity_type, behavior_class, options in app.registrations():
         if passivate_after is not None:
             options = {**options, "passivate_after": passivate_after}

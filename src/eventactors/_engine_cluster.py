@@ -49,6 +49,7 @@ class ClusterMode:
 
     store: Store
     cluster: RayCluster | None
+    max_event_bytes: int | None
     _registrations: list[Registration]
     _hosted_shard: int | None
     _is_host: bool
@@ -71,7 +72,7 @@ class ClusterMode:
         from .cluster.app_spec import AppSpec
 
         assert self.cluster is not None
-        return AppSpec(tuple(self._registrations), self.store, self.cluster)
+        return AppSpec(tuple(self._registrations), self.store, self.cluster, self.max_event_bytes)
 
     async def _start_cluster(self) -> None:
         """Joins Ray; a driver also creates (or finds) every shard actor."""

@@ -161,8 +161,10 @@ def payload_as_data(store_or_serializer: Store | Serializer, envelope: EventEnve
         pass
     if serializer.is_text:
         try:
-            return json.loads(envelope.payload)
-        except ValueError:  # not JSON, or not UTF-8
+            data = json.loads(envelope.payload)
+            msgspec.json.encode(data)  # a lone surrogate ("\ud800") loads, but cannot be shown
+            return data
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             pass
     prefix = envelope.payload[:_HEX_PREFIX].hex()
     return {"undecodable": prefix, "bytes": len(envelope.payload)}

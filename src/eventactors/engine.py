@@ -35,6 +35,7 @@ from ._runtime.event_sourced import EventSourcedEntity
 from ._runtime.history import state_at
 from ._runtime.kinds import EntityKind
 from ._runtime.passivation import run_sweeps
+from ._runtime.payload_limit import DEFAULT_MAX_EVENT_BYTES
 from ._runtime.projection_registry import ProjectionRegistry
 from ._runtime.recorder import Recorder
 from ._statistics import EngineStatistics, engine_statistics
@@ -71,9 +72,14 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode, Erasure):
         *,
         serializer: Serializer | None = None,
         cluster: RayCluster | None = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
         _hosted_shard: int | None = None,
         _host: bool = False,
     ) -> None:
+        check_positive("max_event_bytes", max_event_bytes, int)
+        #: The largest encoded event or durable state a command may write, in bytes (None:
+        #: no limit); above it the command fails with `PayloadTooLarge`, having written nothing.
+        self.max_event_bytes = max_event_bytes
         self.store: Store = store if store is not None else MemoryStore()
         check_cluster_store(cluster, self.store)
         self.cluster = cluster
@@ -174,6 +180,7 @@ class Engine(NaturalKeys, History, ReadSide, ClusterMode, Erasure):
             command_timeout=command_timeout,
             identifiers=spec,
             command_log=command_log,
+            max_event_bytes=self.max_event_bytes,
             engine=self,
             recorder=self._recorder,
         )

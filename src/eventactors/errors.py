@@ -86,6 +86,27 @@ class SerializationError(EventActorsError):
     """A value could not be encoded or decoded; the message names the type and the stream."""
 
 
+class PayloadTooLarge(SerializationError):
+    """An event or a durable state encodes to more bytes than the engine's `max_event_bytes`.
+
+    Refused before anything of the command is written, so one oversized value can neither
+    fill the store nor become an event that every later replay must read. `size` and `limit`
+    are in bytes.
+    """
+
+    def __init__(self, message: str, *, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_payload_too_large, (str(self), self.size, self.limit))
+
+
+def _rebuild_payload_too_large(message: str, size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(message, size=size, limit=limit)
+
+
 class WriteRefused(EventActorsError):
     """The database refused a write on its own terms (a constraint or a trigger): nothing of
     it was written, and the same write would be refused again, so it is not a conflict."""

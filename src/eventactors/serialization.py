@@ -149,7 +149,8 @@ class JsonSerializer:
             payload = upcast(type_name, current_name, version, current_version, payload, True)
         try:
             return decoder.decode(payload)
-        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        # RecursionError: JSON nested deeper than msgspec goes (a hostile or corrupt payload)
+        except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(f"cannot decode {type_name!r}: {exc}") from exc
 
 

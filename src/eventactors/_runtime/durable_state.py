@@ -8,8 +8,10 @@ from typing import Any
 
 from ..behavior import DurableStateBehavior
 from ..records import ACCEPTED, Reply, StateRecord
+from ..stores._common import encode_state
 from .command_log import command_entry
 from .entity import EntityActor, Message
+from .payload_limit import too_large
 
 
 class DurableStateEntity(EntityActor):
@@ -45,6 +47,8 @@ class DurableStateEntity(EntityActor):
         )
         started = perf_counter()
         try:
+            if self.kind.max_event_bytes is not None:
+                self._check_size(new_state)
             claim = self.claim_for(new_state, message)
             command = None
             if self.kind.command_log:
@@ -58,3 +62,11 @@ class DurableStateEntity(EntityActor):
         self.kind.recorder.appended(self.kind.name, 0, perf_counter() - started)
         self.state, self.revision = new_state, revision
         return Reply(new_state, revision, ())
+
+    def _check_size(self, state: Any) -> None:
+        """The store encodes the state itself; this encodes it once more, to refuse one over
+        `max_event_bytes` before the write, with the same error as an oversized event."""
+        limit = self.kind.max_event_bytes
+        size = len(encode_state(self.kind.serializer, state, self.persistence_id))
+        if limit is not None and size > limit:
+            too_large("state", self.kind.state_type_name, self.persistence_id, size, limit)

@@ -15,6 +15,7 @@ from ..errors import EventActorsError, SerializationError
 from ..records import ACCEPTED, EventEnvelope, EventRecord, PayloadRow, Reply, Snapshot
 from .command_log import command_entry
 from .entity import EntityActor, Message
+from .payload_limit import too_large
 from .snapshot_loading import usable_snapshot
 
 log = logging.getLogger("eventactors.entity")
@@ -174,6 +175,7 @@ class EventSourcedEntity(EntityActor):
         serializer = kind.serializer
         now = datetime.now(UTC)
         metadata = message.metadata or {}
+        limit = kind.max_event_bytes
         records = []
         for offset, event in enumerate(events, start=1):
             event_type = serializer.type_name(type(event))
@@ -183,6 +185,8 @@ class EventSourcedEntity(EntityActor):
                 raise SerializationError(
                     f"{exc} (stream {self.persistence_id!r}); nothing was persisted"
                 ) from exc
+            if limit is not None and len(payload) > limit:
+                too_large("event", event_type, self.persistence_id, len(payload), limit)
             records.append(
                 EventRecord(
                     event_id=uuid7(),

@@ -37,6 +37,8 @@ class EntityKind:
     command_timeout: float | None = None
     identifiers: IdentifierSpec | None = None
     command_log: bool = False
+    #: The engine's `max_event_bytes`: the largest encoded event or state (None: no limit).
+    max_event_bytes: int | None = None
     #: The engine that runs this type's entities: behaviors reach other entities through it.
     engine: Any = None
     #: Idle actors in the order they became idle; the passivation sweep reads from the front.

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from .._slices import slice_of
-from ..errors import StoreUnavailable
+from ..errors import SerializationError, StoreUnavailable
 from ..projections import (
     FailurePolicy,
     ProjectionFailed,
@@ -146,6 +146,10 @@ class ProjectionRunner:
             self.state = ProjectionState.FAILED
             self.last_error = str(failure)
             log.error("projection %s failed: %s", spec.name, failure)
+        except SerializationError as error:  # a corrupt row in the log: no page to hand on
+            self.state = ProjectionState.FAILED
+            self.last_error = f"SerializationError: {error}"
+            log.error("projection %s failed reading the log: %s", spec.name, error)
         finally:
             self._signal_advance()
 

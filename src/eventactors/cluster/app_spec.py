@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._runtime.payload_limit import DEFAULT_MAX_EVENT_BYTES
 from .config import RayCluster
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class AppSpec:
     registrations: tuple[Registration, ...]
     store: Store
     cluster: RayCluster
+    max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES  # the driver engine's
 
     @property
     def fingerprint(self) -> tuple[tuple[str, str], ...]:
@@ -38,7 +40,10 @@ class AppSpec:
         """An engine of this application; with `shard`, the host of that shard's entities."""
         from ..engine import Engine
 
-        engine = Engine(store=self.store, cluster=self.cluster, _hosted_shard=shard, _host=True)
+        engine = Engine(
+            store=self.store, cluster=self.cluster, max_event_bytes=self.max_event_bytes,
+            _hosted_shard=shard, _host=True,
+        )  # fmt: skip
         for entity_type, behavior_class, options in self.registrations:
             engine.register(entity_type, behavior_class, **options)
         return engine

@@ -59,7 +59,7 @@ def build_command(cls: type, body: str) -> Any:
     """The command from a JSON body; `ValueError` says what did not fit, in the body's terms."""
     try:
         data = msgspec.json.decode(body.strip() or "{}")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ValueError(f"the body is not valid JSON: {exc}") from None
     try:
         return msgspec.convert(data, cls)

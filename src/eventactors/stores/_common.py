@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,6 +104,24 @@ def check_command_record(command: CommandRecord) -> None:
         raise TypeError(f"command payload must be bytes, got {type(command.payload).__qualname__}")
 
 
+def require_text(**columns: Any) -> None:
+    """Raises TypeError naming the first of a stored row's text columns that holds something
+    else: a row written behind the store's back."""
+    for name, value in columns.items():
+        if type(value) is not str:
+            raise TypeError(f"{name} is {type(value).__name__}, not text")
+
+
+def text_tuple(name: str, values: Iterable[Any]) -> tuple[str, ...]:
+    """A stored array of text (tags, event ids) as a tuple; TypeError if it holds anything
+    else (a NULL, or a nested array, written behind the store's back)."""
+    items = tuple(values)
+    for item in items:
+        if type(item) is not str:
+            raise TypeError(f"{name} holds {item!r}, not only text")
+    return items
+
+
 def check_at_time(at_time: datetime) -> datetime:
     if not isinstance(at_time, datetime) or at_time.tzinfo is None:
         raise ValueError(f"at_time must be a timezone-aware datetime, got {at_time!r}")
@@ -201,6 +219,11 @@ def check_position(position: int) -> int:
 
 def check_stream_position(persistence_id: str, highest: int, expected: int) -> None:
     """The optimistic-concurrency check of `append`, worded the same by every backend."""
+    if type(highest) is not int:  # a stream head written behind the store's back
+        raise SerializationError(
+            f"corrupt row: the head of stream {persistence_id!r} is {highest!r}, not a "
+            "sequence number; nothing was written"
+        )
     if highest != expected:
         raise ConcurrencyError(
             f"stream {persistence_id!r} is at sequence {highest}, expected {expected}"

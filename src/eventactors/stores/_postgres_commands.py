@@ -20,11 +20,11 @@ import asyncpg
 import msgspec
 from asyncpg import Connection, Record
 
-from ..errors import EventActorsError, IdentifierTaken
+from ..errors import EventActorsError, IdentifierTaken, SerializationError
 from ..records import CommandRecord, IdentifierClaim
-from ._common import check_command_record, check_range, identifier_taken
+from ._common import check_command_record, check_range, identifier_taken, text_tuple
 from ._postgres_connections import PostgresConnections
-from ._postgres_rows import aware, metadata_decoder
+from ._postgres_rows import aware, metadata_decoder, representable
 from ._postgres_schema import lock_key
 
 COMMAND_COLUMNS = (
@@ -45,14 +45,26 @@ def command_row(command: CommandRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def command_from_row(row: Record) -> CommandRecord:
+def command_from_row(row: Record, where: str) -> CommandRecord:
+    """A command-log entry; a row written behind the store's back that does not fit (metadata
+    that is not an object of strings, event ids with NULLs, an infinite timestamp) is refused
+    with `SerializationError`, naming the command and the stream."""
     (command_id, persistence_id, entity_type, entity_id, command_type, payload, timestamp,
      outcome, reason, event_ids, revision, correlation_id, metadata) = row  # fmt: skip
-    return CommandRecord(
-        command_id, persistence_id, entity_type, entity_id, command_type, bytes(payload),
-        timestamp, outcome, reason, tuple(event_ids or ()), revision, correlation_id,
-        {} if metadata == "{}" else metadata_decoder.decode(metadata),
-    )  # fmt: skip
+    try:
+        event_ids = text_tuple("event_ids", event_ids or ())
+        if timestamp.tzinfo is None:  # 'infinity' comes back naive
+            raise ValueError(f"timestamp {timestamp} is not a moment")
+        return CommandRecord(
+            command_id, persistence_id, entity_type, entity_id, command_type, bytes(payload),
+            timestamp, outcome, reason, event_ids, revision, correlation_id,
+            {} if metadata == "{}" else metadata_decoder.decode(metadata),
+        )  # fmt: skip
+    except (TypeError, ValueError, msgspec.DecodeError) as exc:
+        raise SerializationError(
+            f"corrupt command-log row for command {command_id!r} of stream "
+            f"{persistence_id!r} in {where}: {exc}"
+        ) from exc
 
 
 class ClaimRaced(EventActorsError):
@@ -142,6 +154,7 @@ class PostgresIdentifiersAndCommands:
     _db: PostgresConnections
     _table: dict[str, str]
     _extras: ExtrasWriter
+    _where: str
 
     async def find_entity(self, entity_type: str, identifiers: str) -> str | None:
         owner: str | None = await self._db.run(
@@ -175,13 +188,14 @@ class PostgresIdentifiersAndCommands:
         self, persistence_id: str, *, limit: int | None = None
     ) -> list[CommandRecord]:
         check_range(0, None, limit)
-        rows = await self._db.run(
-            lambda connection: connection.fetch(
-                f"SELECT {COMMAND_COLUMNS} FROM {self._table['commands']} "
-                "WHERE persistence_id = $1 ORDER BY entry LIMIT $2",
-                persistence_id,
-                limit,
-            ),
-            write=False,
-        )
-        return [command_from_row(row) for row in rows]
+        with representable(f"command log of stream {persistence_id!r} in {self._where}"):
+            rows = await self._db.run(
+                lambda connection: connection.fetch(
+                    f"SELECT {COMMAND_COLUMNS} FROM {self._table['commands']} "
+                    "WHERE persistence_id = $1 ORDER BY entry LIMIT $2",
+                    persistence_id,
+                    limit,
+                ),
+                write=False,
+            )
+        return [command_from_row(row, self._where) for row in rows]

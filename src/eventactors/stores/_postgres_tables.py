@@ -24,7 +24,7 @@ from ._common import (
 )
 from ._postgres_commands import ExtrasWriter, command_row
 from ._postgres_connections import PostgresConnections
-from ._postgres_rows import aware, row_payload
+from ._postgres_rows import aware, representable, row_payload, row_time
 
 
 class PostgresTables:
@@ -56,23 +56,25 @@ class PostgresTables:
     async def load_snapshot(
         self, persistence_id: str, max_sequence: int | None = None
     ) -> Snapshot[Any] | None:
-        row = await self._db.run(
-            lambda connection: connection.fetchrow(
-                "SELECT sequence_number, state_type, payload_json, payload_bytes, timestamp "
-                f"FROM {self._table['snapshots']} "
-                "WHERE persistence_id = $1 AND sequence_number <= $2 "
-                "ORDER BY sequence_number DESC LIMIT 1",
-                persistence_id,
-                max_sequence if max_sequence is not None else 2**62,
-            ),
-            write=False,
-        )
+        with representable(f"snapshot of stream {persistence_id!r} in {self._where}"):
+            row = await self._db.run(
+                lambda connection: connection.fetchrow(
+                    "SELECT sequence_number, state_type, payload_json, payload_bytes, timestamp "
+                    f"FROM {self._table['snapshots']} "
+                    "WHERE persistence_id = $1 AND sequence_number <= $2 "
+                    "ORDER BY sequence_number DESC LIMIT 1",
+                    persistence_id,
+                    max_sequence if max_sequence is not None else 2**62,
+                ),
+                write=False,
+            )
         if row is None:
             return None
         sequence = row["sequence_number"]
         where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self._where}"
-        state = decode_state(self.serializer, row["state_type"], row_payload(row), where)
-        return Snapshot(persistence_id, sequence, row["state_type"], state, row["timestamp"])
+        state = decode_state(self.serializer, row["state_type"], row_payload(row, where), where)
+        timestamp = row_time(row["timestamp"], where)
+        return Snapshot(persistence_id, sequence, row["state_type"], state, timestamp)
 
     async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
         await self._db.run(
@@ -141,20 +143,22 @@ class PostgresTables:
             raise error from exc.__cause__
 
     async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
-        row = await self._db.run(
-            lambda connection: connection.fetchrow(
-                "SELECT revision, state_type, payload_json, payload_bytes, timestamp "
-                f"FROM {self._table['durable_state']} WHERE persistence_id = $1",
-                persistence_id,
-            ),
-            write=False,
-        )
+        with representable(f"state of stream {persistence_id!r} in {self._where}"):
+            row = await self._db.run(
+                lambda connection: connection.fetchrow(
+                    "SELECT revision, state_type, payload_json, payload_bytes, timestamp "
+                    f"FROM {self._table['durable_state']} WHERE persistence_id = $1",
+                    persistence_id,
+                ),
+                write=False,
+            )
         if row is None:
             return None
         revision = row["revision"]
         where = f"state of stream {persistence_id!r} at revision {revision} in {self._where}"
-        state = decode_state(self.serializer, row["state_type"], row_payload(row), where)
-        return StateRecord(persistence_id, revision, row["state_type"], state, row["timestamp"])
+        state = decode_state(self.serializer, row["state_type"], row_payload(row, where), where)
+        timestamp = row_time(row["timestamp"], where)
+        return StateRecord(persistence_id, revision, row["state_type"], state, timestamp)
 
     async def delete_state(self, persistence_id: str, revision: int) -> None:
         table = self._table["durable_state"]

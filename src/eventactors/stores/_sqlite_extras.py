@@ -17,8 +17,14 @@ import msgspec
 
 from ..errors import SerializationError
 from ..records import CommandRecord, IdentifierClaim
-from ._common import check_at_time, check_command_record, check_range, identifier_taken
-from ._sqlite_rows import format_timestamp, parse_timestamp
+from ._common import (
+    check_at_time,
+    check_command_record,
+    check_range,
+    identifier_taken,
+    require_text,
+)
+from ._sqlite_rows import format_timestamp, parse_timestamp, readable_text, row_integer
 
 T = TypeVar("T")
 
@@ -128,14 +134,16 @@ class SQLiteExtras:
         self, persistence_id: str, *, limit: int | None = None
     ) -> list[CommandRecord]:
         check_range(0, None, limit)
-        rows = await self._read(
-            lambda connection: connection.execute(
-                f"SELECT {_COMMAND_COLUMNS} FROM ea_commands WHERE persistence_id = ? "
-                "ORDER BY position LIMIT ?",
-                (persistence_id, limit if limit is not None else -1),
-            ).fetchall()
-        )
-        return [self._command_from_row(row) for row in rows]
+
+        def query(connection: sqlite3.Connection) -> list[Any]:
+            with readable_text(f"command log of stream {persistence_id!r} in {self.path}"):
+                return connection.execute(
+                    f"SELECT {_COMMAND_COLUMNS} FROM ea_commands WHERE persistence_id = ? "
+                    "ORDER BY position LIMIT ?",
+                    (persistence_id, limit if limit is not None else -1),
+                ).fetchall()
+
+        return [self._command_from_row(row) for row in await self._read(query)]
 
     async def sequence_at(self, persistence_id: str, at_time: datetime) -> int:
         moment = format_timestamp(check_at_time(at_time))
@@ -148,13 +156,14 @@ class SQLiteExtras:
                 "AND timestamp > ? ORDER BY sequence_number LIMIT 1",
                 (persistence_id, moment),
             ).fetchone()
+            where = f"stream {persistence_id!r} in {self.path}"
             if row is not None:
-                return int(row[0]) - 1
+                return row_integer(row[0], f"a sequence number of {where}") - 1
             highest = connection.execute(
                 "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?",
                 (persistence_id,),
             ).fetchone()
-            return int(highest[0]) if highest else 0
+            return row_integer(highest[0], f"the highest sequence of {where}") if highest else 0
 
         return await self._read(query)
 
@@ -164,6 +173,16 @@ class SQLiteExtras:
         try:
             if isinstance(payload, str):
                 payload = payload.encode("utf-8")
+            require_text(
+                command_id=command_id, persistence_id=persistence_id, entity_type=entity_type,
+                entity_id=entity_id, command_type=command_type, outcome=outcome, reason=reason,
+                correlation_id=correlation_id,
+            )  # fmt: skip
+            if type(payload) is not bytes or type(revision) is not int:
+                raise TypeError(
+                    f"payload is {type(payload).__name__} and revision {revision!r}, not a blob "
+                    "and an integer"
+                )
             return CommandRecord(
                 command_id=command_id,
                 persistence_id=persistence_id,

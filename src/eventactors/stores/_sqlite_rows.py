@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,4 +109,102 @@ def format_timestamp(value: datetime) -> str:
 def parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"timestamp is {type(value).__name__}, not text")
-    return datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:  # another writer's, without an offset: UTC, as the tools read it
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def row_timestamp(value: Any, where: str) -> datetime:
+    """A stored timestamp, outside an envelope's own checks: a corrupt one names `where`."""
+    try:
+        return parse_timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"corrupt row: {where}: {exc}") from exc
+
+
+def row_integer(value: Any, where: str) -> int:
+    """A stored revision, sequence number or position: text or a blob there is corruption
+    (SQLite keeps whatever was written in a column, whatever its declared type)."""
+    if type(value) is int:
+        return value
+    raise SerializationError(f"corrupt row: {where} is {value!r}, not an integer")
+
+
+@contextmanager
+def readable_text(where: str) -> Iterator[None]:
+    """Reports text that is not UTF-8 (written behind the store's back), which the sqlite3
+    module refuses while fetching the row, as the corrupt data it is rather than as an
+    unavailable database; `where` says which rows were being read."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not _unreadable(exc):
+            raise
+        raise SerializationError(f"corrupt row: {where}: {exc}") from exc
+
+
+@contextmanager
+def readable_events(
+    connection: sqlite3.Connection, where: str, conditions: str, parameters: Sequence[Any]
+) -> Iterator[None]:
+    """`readable_text` for event rows, and for tags that SQLite's JSON functions refuse (a
+    tag filter): the error names the first such row among those `conditions` select."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not _unreadable(exc):
+            raise
+        culprit = _first_unreadable(connection, conditions, parameters)
+        raise SerializationError(f"corrupt event row in {where}: {culprit}: {exc}") from exc
+
+
+def _unreadable(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "Could not decode to UTF-8" in text or "malformed JSON" in text
+
+
+_TEXT_COLUMNS = (
+    "persistence_id", "event_id", "entity_type", "entity_id", "event_type", "payload",
+    "timestamp", "tags", "metadata", "command_id", "correlation_id",
+)  # fmt: skip
+
+
+def _first_unreadable(
+    connection: sqlite3.Connection, conditions: str, parameters: Sequence[Any]
+) -> str:
+    """Reads the selected rows again as bytes, in log order, to name the first one holding
+    text that is not UTF-8, or tags that are not JSON. Only ever runs after such a failure."""
+    texts = ", ".join(f"CASE WHEN typeof({c}) = 'text' THEN {c} END" for c in _TEXT_COLUMNS)
+    factory = connection.text_factory
+    connection.text_factory = bytes
+    rows = connection.execute(
+        f"SELECT global_position, sequence_number, json_valid(tags), {texts} FROM ea_events "
+        f"WHERE {conditions} ORDER BY global_position",
+        tuple(parameters),
+    )
+    try:
+        for position, sequence, tags_valid, *values in rows:
+            columns = [c for c, v in zip(_TEXT_COLUMNS, values, strict=True) if not _utf8(v)]
+            if not tags_valid:
+                columns.append("tags")
+            if columns:
+                stream = (values[0] or b"").decode("utf-8", "replace")
+                return (
+                    f"stream {stream!r}, sequence {sequence!r}, global position {position} "
+                    f"({', '.join(dict.fromkeys(columns))})"
+                )
+    finally:
+        rows.close()
+        connection.text_factory = factory
+    return "a row no longer there"
+
+
+def _utf8(value: Any) -> bool:
+    if not isinstance(value, bytes):
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

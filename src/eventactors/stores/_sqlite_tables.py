@@ -23,7 +23,7 @@ from ._common import (
     encode_state,
 )
 from ._sqlite_extras import write_extras
-from ._sqlite_rows import format_timestamp, parse_timestamp
+from ._sqlite_rows import format_timestamp, readable_text, row_integer, row_timestamp
 from ._sqlite_worker import HandlerFailed
 
 T = TypeVar("T")
@@ -59,20 +59,27 @@ class SQLiteTables:
         self, persistence_id: str, max_sequence: int | None = None
     ) -> Snapshot[Any] | None:
         upper = max_sequence if max_sequence is not None else 2**62
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT sequence_number, state_type, payload, timestamp FROM ea_snapshots "
-                "WHERE persistence_id = ? AND sequence_number <= ? "
-                "ORDER BY sequence_number DESC LIMIT 1",
-                (persistence_id, upper),
-            ).fetchone()
-        )
+        where = f"snapshot of stream {persistence_id!r} in {self.path}"
+
+        def query(connection: sqlite3.Connection) -> Any:
+            with readable_text(where):
+                return connection.execute(
+                    "SELECT sequence_number, state_type, payload, timestamp FROM ea_snapshots "
+                    "WHERE persistence_id = ? AND sequence_number <= ? "
+                    "ORDER BY sequence_number DESC LIMIT 1",
+                    (persistence_id, upper),
+                ).fetchone()
+
+        row = await self._read(query)
         if row is None:
             return None
         sequence, state_type, payload, timestamp = row
         where = f"snapshot of stream {persistence_id!r} at sequence {sequence} in {self.path}"
+        sequence = row_integer(sequence, where)
         state = self._decode_state_row(state_type, payload, where)
-        return Snapshot(persistence_id, sequence, state_type, state, parse_timestamp(timestamp))
+        return Snapshot(
+            persistence_id, sequence, state_type, state, row_timestamp(timestamp, where)
+        )
 
     async def delete_snapshots_to(self, persistence_id: str, to_sequence: int) -> None:
         await self._write(
@@ -112,19 +119,26 @@ class SQLiteTables:
         await self._write(write)
 
     async def get_state(self, persistence_id: str) -> StateRecord[Any] | None:
-        row = await self._read(
-            lambda connection: connection.execute(
-                "SELECT revision, state_type, payload, timestamp FROM ea_durable_state "
-                "WHERE persistence_id = ?",
-                (persistence_id,),
-            ).fetchone()
-        )
+        where = f"state of stream {persistence_id!r} in {self.path}"
+
+        def query(connection: sqlite3.Connection) -> Any:
+            with readable_text(where):
+                return connection.execute(
+                    "SELECT revision, state_type, payload, timestamp FROM ea_durable_state "
+                    "WHERE persistence_id = ?",
+                    (persistence_id,),
+                ).fetchone()
+
+        row = await self._read(query)
         if row is None:
             return None
         revision, state_type, payload, timestamp = row
-        where = f"state of stream {persistence_id!r} at revision {revision} in {self.path}"
+        where = f"state of stream {persistence_id!r} at revision {revision!r} in {self.path}"
+        revision = row_integer(revision, where)
         state = self._decode_state_row(state_type, payload, where)
-        return StateRecord(persistence_id, revision, state_type, state, parse_timestamp(timestamp))
+        return StateRecord(
+            persistence_id, revision, state_type, state, row_timestamp(timestamp, where)
+        )
 
     async def delete_state(self, persistence_id: str, revision: int) -> None:
         def write(connection: sqlite3.Connection) -> None:
@@ -144,7 +158,7 @@ class SQLiteTables:
                 "SELECT position FROM ea_offsets WHERE projection = ?", (projection,)
             ).fetchone()
         )
-        return None if row is None else int(row[0])
+        return None if row is None else row_integer(row[0], f"offset of {projection!r}")
 
     async def list_offsets(self) -> dict[str, int]:
         rows = await self._read(
@@ -152,7 +166,7 @@ class SQLiteTables:
                 "SELECT projection, position FROM ea_offsets ORDER BY projection"
             ).fetchall()
         )
-        return {str(name): int(position) for name, position in rows}
+        return {str(name): row_integer(position, f"offset of {name!r}") for name, position in rows}
 
     async def save_offset(self, projection: str, position: int) -> None:
         check_position(position)
@@ -203,7 +217,10 @@ class SQLiteTables:
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         if not isinstance(state_type, str) or not isinstance(payload, bytes):
-            raise SerializationError(f"corrupt row: {where}")
+            raise SerializationError(
+                f"corrupt row: {where}: state_type is {type(state_type).__name__} and payload "
+                f"{type(payload).__name__}, not text and text or blob"
+            )
         return decode_state(self.serializer, state_type, payload, where)
 
 
@@ -211,4 +228,4 @@ def _state_revision(connection: sqlite3.Connection, persistence_id: str) -> int:
     row = connection.execute(
         "SELECT revision FROM ea_durable_state WHERE persistence_id = ?", (persistence_id,)
     ).fetchone()
-    return int(row[0]) if row else 0
+    return row_integer(row[0], f"revision of state {persistence_id!r}") if row else 0

@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
 from asyncpg import Record
 
-from ..errors import EventActorsError
+from ..errors import EventActorsError, SerializationError
 from ..records import CommandRecord, EventEnvelope, EventRecord, IdentifierClaim, PayloadRow
 from ..serialization import JsonSerializer, Serializer
 from ._common import (
@@ -47,7 +48,7 @@ from ._postgres_commands import ExtrasWriter, PostgresIdentifiersAndCommands, co
 from ._postgres_connections import PostgresConnections
 from ._postgres_keys import PostgresKeys
 from ._postgres_listener import Listener
-from ._postgres_rows import aware, describe, event_row, metadata_decoder
+from ._postgres_rows import aware, describe, event_row, metadata_decoder, out_of_range_event
 from ._postgres_schema import check_schema_name, lock_key
 from ._postgres_tables import PostgresTables
 from .group_commit import (
@@ -202,18 +203,26 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands, PostgresKeys
         limit: int | None = None,
     ) -> list[EventEnvelope]:
         check_range(from_sequence, to_sequence, limit)
-        rows = await self._db.run(
-            lambda connection: connection.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
-                "WHERE persistence_id = $1 AND sequence_number BETWEEN $2 AND $3 "
-                "ORDER BY sequence_number LIMIT $4",
-                persistence_id,
-                from_sequence,
-                to_sequence if to_sequence is not None else 2**62,
-                limit,
-            ),
-            write=False,
+        conditions = "persistence_id = $1 AND sequence_number BETWEEN $2 AND $3"
+        parameters = (
+            persistence_id,
+            from_sequence,
+            to_sequence if to_sequence is not None else 2**62,
+            limit,
         )
+        try:
+            rows = await self._db.run(
+                lambda connection: connection.fetch(
+                    f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} WHERE {conditions} "
+                    "ORDER BY sequence_number LIMIT $4",
+                    *parameters,
+                ),
+                write=False,
+            )
+        except OverflowError as exc:  # a timestamp Python cannot hold: name its row
+            raise await out_of_range_event(
+                self._db, self._table["events"], conditions, "LIMIT $4", parameters, exc
+            ) from exc
         return [self._envelope(row) for row in rows]
 
     async def read_stream_payloads(
@@ -285,7 +294,13 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands, PostgresKeys
             f"SELECT {EVENT_COLUMNS} FROM {self._table['events']} "
             f"WHERE {' AND '.join(conditions)} ORDER BY global_position LIMIT $2"
         )
-        rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
+        try:
+            rows = await self._db.run(lambda c: c.fetch(query, *parameters), write=False)
+        except OverflowError as exc:  # a timestamp Python cannot hold: name its row
+            raise await out_of_range_event(
+                self._db, self._table["events"], " AND ".join(conditions), "LIMIT $2",
+                parameters, exc,
+            ) from exc  # fmt: skip
         return [self._envelope(row) for row in rows]
 
     async def delete_events_to(self, persistence_id: str, to_sequence: int) -> None:
@@ -331,11 +346,22 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands, PostgresKeys
         (position, event_id, persistence_id, entity_type, entity_id, sequence_number,
          event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id,
          correlation_id, event_version) = row  # fmt: skip
-        return EventEnvelope(
-            str(event_id), persistence_id, entity_type, entity_id, sequence_number, position,
-            event_type, timestamp, tuple(tags) if tags else (),
-            {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
-            correlation_id,
-            payload_bytes if payload_json is None else payload_json.encode("utf-8"),
-            self.decode_event, event_version=event_version,
-        )  # fmt: skip
+        try:  # a row written behind the store's back may not fit: refused, never passed on
+            if timestamp.tzinfo is None or sequence_number < 1:  # 'infinity' comes back naive
+                raise ValueError(f"timestamp {timestamp}, sequence number {sequence_number}")
+            if tags:
+                tags = tuple(tags)
+                "".join(tags)  # TypeError for a NULL or a nested array: the fastest check
+            return EventEnvelope(
+                str(event_id), persistence_id, entity_type, entity_id, sequence_number,
+                position, event_type, timestamp, tags or (),
+                {} if metadata == "{}" else metadata_decoder.decode(metadata), command_id,
+                correlation_id,
+                payload_bytes if payload_json is None else payload_json.encode("utf-8"),
+                self.decode_event, event_version=event_version,
+            )  # fmt: skip
+        except (TypeError, ValueError, msgspec.DecodeError) as exc:
+            raise SerializationError(
+                f"corrupt event row in {self._where}: stream {persistence_id!r}, sequence "
+                f"{sequence_number!r}, global position {position}: {exc}"
+            ) from exc

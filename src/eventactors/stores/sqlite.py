@@ -32,7 +32,7 @@ from ._notify import AppendSignal
 from ._sqlite_append import AppendJob, write_appends
 from ._sqlite_extras import SQLiteExtras
 from ._sqlite_keys import SQLiteKeys
-from ._sqlite_rows import envelope_from_row, event_row, payload_row
+from ._sqlite_rows import envelope_from_row, event_row, payload_row, readable_events, row_integer
 from ._sqlite_schema import connect_read_only, ensure_schema
 from ._sqlite_tables import SQLiteTables
 from ._sqlite_worker import SQLiteWorker
@@ -266,16 +266,16 @@ class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
         row_limit = limit if limit is not None else -1
         return await self._read(
             lambda connection: self._envelopes(
-                connection.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    "AND sequence_number BETWEEN ? AND ? UNION ALL "
-                    # A text or blob sequence number (a corrupt row) sorts after every number:
-                    # selected too, from the end of the index, so that it fails loudly
-                    # instead of vanishing. (An OR here would cost the index range scan.)
-                    f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
-                    f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
-                    (persistence_id, from_sequence, upper, persistence_id, row_limit),
-                )
+                connection,
+                f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                "AND sequence_number BETWEEN ? AND ? UNION ALL "
+                # A text or blob sequence number (a corrupt row) sorts after every number:
+                # selected too, from the end of the index, so that it fails loudly instead of
+                # vanishing. (An OR here would cost the index range scan.)
+                f"SELECT {_EVENT_COLUMNS} FROM ea_events WHERE persistence_id = ? "
+                f"AND sequence_number > {2**63 - 1} ORDER BY sequence_number LIMIT ?",
+                (persistence_id, from_sequence, upper, persistence_id, row_limit),
+                ("persistence_id = ?", (persistence_id,)),
             )
         )
 
@@ -286,14 +286,15 @@ class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
         path = self.path
 
         def query(connection: sqlite3.Connection) -> list[PayloadRow]:
-            rows = connection.execute(
-                "SELECT sequence_number, event_type, payload, event_version FROM ea_events "
-                # No upper bound: a text or blob sequence number (a corrupt row) sorts after
-                # every number, so it is selected too, and refused by payload_row.
-                "WHERE persistence_id = ? AND sequence_number >= ? "
-                "ORDER BY sequence_number LIMIT ?",
-                (persistence_id, from_sequence, limit if limit is not None else -1),
-            ).fetchall()
+            with readable_events(connection, path, "persistence_id = ?", (persistence_id,)):
+                rows = connection.execute(
+                    "SELECT sequence_number, event_type, payload, event_version FROM ea_events "
+                    # No upper bound: a text or blob sequence number (a corrupt row) sorts
+                    # after every number, so it is selected too, and refused by payload_row.
+                    "WHERE persistence_id = ? AND sequence_number >= ? "
+                    "ORDER BY sequence_number LIMIT ?",
+                    (persistence_id, from_sequence, limit if limit is not None else -1),
+                ).fetchall()
             return [payload_row(row, persistence_id, path) for row in rows]
 
         return await self._read(query)
@@ -320,6 +321,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
             if values is not None:
                 conditions.append(f"{column} IN ({', '.join('?' * len(values))})")
                 parameters.extend(values)
+        scope = (" AND ".join(conditions), tuple(parameters))  # to name a corrupt row
         selected_tags = check_filter(tags, "tags")
         if selected_tags is not None:
             conditions.append(
@@ -332,7 +334,7 @@ class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
             "ORDER BY global_position LIMIT ?"
         )
         return await self._read(
-            lambda connection: self._envelopes(connection.execute(query, (*parameters, limit)))
+            lambda connection: self._envelopes(connection, query, (*parameters, limit), scope)
         )
 
     async def head_position(self) -> int:
@@ -365,12 +367,28 @@ class SQLiteStore(SQLiteTables, SQLiteExtras, SQLiteKeys):
             ]
         )
 
-    def _envelopes(self, rows: sqlite3.Cursor) -> list[EventEnvelope]:
-        return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+    def _envelopes(
+        self,
+        connection: sqlite3.Connection,
+        query: str,
+        parameters: tuple[Any, ...],
+        scope: tuple[str, tuple[Any, ...]],
+    ) -> list[EventEnvelope]:
+        """The envelopes of the rows `query` selects; `scope` (conditions and parameters)
+        selects at least those rows, to find a corrupt one that cannot even be fetched."""
+        with readable_events(connection, self.path, *scope):
+            rows = connection.execute(query, parameters)
+            try:
+                return [envelope_from_row(row, self.decode_event, self.path) for row in rows]
+            except BaseException:
+                # A cursor left unfinished keeps its read transaction open for as long as the
+                # error (and its traceback) lives: the reader would see the file as it was.
+                rows.close()
+                raise
 
 
 def _highest(connection: sqlite3.Connection, persistence_id: str) -> int:
     row = connection.execute(
         "SELECT highest_sequence FROM ea_streams WHERE persistence_id = ?", (persistence_id,)
     ).fetchone()
-    return int(row[0]) if row else 0
+    return row_integer(row[0], f"highest sequence of stream {persistence_id!r}") if row else 0
