@@ -82,6 +82,7 @@ def check_envelope(envelope: EventEnvelope) -> None:
         envelope.event_type, envelope.command_id, envelope.correlation_id,
     )  # fmt: skip
     assert type(envelope.sequence_number) is int and envelope.sequence_number >= 1
+    assert type(envelope.event_version) is int and envelope.event_version >= 1
     assert type(envelope.global_position) is int
     assert isinstance(envelope.timestamp, datetime) and envelope.timestamp.tzinfo is not None
     assert type(envelope.tags) is tuple and is_text(*envelope.tags)
@@ -120,7 +121,7 @@ def refused_naming(outcome: Any, *parts: str, given: Any) -> None:
 
 SQLITE_EVENT = (
     7, "0190b2c6-0000-7000-8000-000000000001", STREAM, "account", "a", 3, "Deposited",
-    '{"amount":5}', WHEN, '["t"]', '{"k":"v"}', "c", "r",
+    '{"amount":5}', WHEN, '["t"]', '{"k":"v"}', "c", "r", 1,
 )  # fmt: skip
 JSON_TEXTS = json_values.map(lambda value: msgspec.json.encode(value).decode())
 #: For each kind of column, the values it may hold: anything at all, and then the wrong values
@@ -129,7 +130,7 @@ ANYTHING = sqlite_values
 TIMESTAMPS = sqlite_values | bad_timestamps
 JSON_COLUMN = sqlite_values | JSON_TEXTS
 SQLITE_EVENT_VALUES = {
-    **dict.fromkeys(range(1, 13), ANYTHING),
+    **dict.fromkeys(range(1, 14), ANYTHING),
     7: JSON_COLUMN,
     8: TIMESTAMPS,
     9: JSON_COLUMN,
@@ -149,15 +150,19 @@ def test_an_sqlite_event_row_gives_a_sound_envelope_or_names_the_stream(row):
 
 @FUZZ
 @given(
-    row=with_columns((3, "Deposited", '{"amount":5}'), {0: ANYTHING, 1: ANYTHING, 2: JSON_COLUMN})
+    row=with_columns(
+        (3, "Deposited", '{"amount":5}', 1),
+        {0: ANYTHING, 1: ANYTHING, 2: JSON_COLUMN, 3: ANYTHING},
+    )
 )
-def test_an_sqlite_replay_row_gives_a_sound_triple_or_names_the_stream(row):
+def test_an_sqlite_replay_row_gives_a_sound_row_or_names_the_stream(row):
     outcome = call_within(payload_row, row, STREAM, SQLITE.path)
     refused_naming(outcome, repr(STREAM), given=row)
     if outcome.error is None:
-        number, event_type, payload = outcome.value
+        number, event_type, payload, version = outcome.value
         assert type(number) is int and number >= 1 and is_text(event_type)
         assert type(payload) is bytes
+        assert type(version) is int and version >= 1
 
 
 SQLITE_COMMAND = (
@@ -211,12 +216,13 @@ pg_arrays = st.lists(st.none() | pg_text, max_size=4) | st.lists(
 )  # text[] may hold NULLs, and be two-dimensional
 PG_EVENT = (
     7, uuid.UUID(int=1), STREAM, "account", "a", 3, "Deposited", '{"amount": 5}', None,
-    datetime(2024, 5, 1, tzinfo=UTC), ["t"], '{"k": "v"}', "c", "r",
+    datetime(2024, 5, 1, tzinfo=UTC), ["t"], '{"k": "v"}', "c", "r", 1,
 )  # fmt: skip
 PG_EVENT_VALUES = {
     2: pg_text, 3: pg_text, 4: pg_text, 5: st.integers(-(2**63), 2**63 - 1), 6: pg_text,
     7: st.none() | pg_json_text, 8: st.none() | st.binary(max_size=30), 9: pg_times,
     10: pg_arrays, 11: pg_json_text, 12: pg_text, 13: pg_text,
+    14: st.integers(-(2**31), 2**31 - 1),
 }  # fmt: skip
 
 

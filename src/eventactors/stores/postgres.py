@@ -347,8 +347,11 @@ class PostgresStore(PostgresTables, PostgresIdentifiersAndCommands, PostgresKeys
          event_type, payload_json, payload_bytes, timestamp, tags, metadata, command_id,
          correlation_id, event_version) = row  # fmt: skip
         try:  # a row written behind the store's back may not fit: refused, never passed on
-            if timestamp.tzinfo is None or sequence_number < 1:  # 'infinity' comes back naive
-                raise ValueError(f"timestamp {timestamp}, sequence number {sequence_number}")
+            if timestamp.tzinfo is None or sequence_number < 1 or event_version < 1:
+                raise ValueError(  # 'infinity' timestamps come back naive
+                    f"timestamp {timestamp}, sequence number {sequence_number}, "
+                    f"event version {event_version}"
+                )
             if tags:
                 tags = tuple(tags)
                 "".join(tags)  # TypeError for a NULL or a nested array: the fastest check
