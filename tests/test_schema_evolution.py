@@ -9,6 +9,7 @@ upcasters, in recovery, projections, `events()` and time travel.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -355,3 +356,106 @@ async def test_a_snapshot_of_an_older_state_shape_is_replaced_by_replay(
         reply = await engine.send("purse", "p", Credit(4))
         assert (reply.state, reply.revision) == (NewPurse(10), 4)
     assert "ignoring the snapshot of purse|p, which no longer decodes" in caplog.text
+
+
+async def test_a_snapshot_that_no_longer_decodes_stands_when_its_events_are_gone(
+    tmp_path: Any,
+) -> None:
+    """Replay cannot replace it, so its own error (a changed class, or with encryption a
+    wrong key) is the one reported, not a gap in the stream."""
+    path = tmp_path / "purse.db"
+    engine = ea.Engine(store=ea.SQLiteStore(path))
+    engine.register("purse", OldPurseBehavior, snapshot_every=2)
+    async with engine:
+        for n in (1, 2):
+            await engine.send("purse", "p", Credit(n))
+        await wait_until_snapshot(engine.store, "purse|p", 2)
+        await engine.store.delete_events_to("purse|p", 2)
+
+    engine = ea.Engine(store=ea.SQLiteStore(path))
+    engine.register("purse", NewPurseBehavior)
+    async with engine:
+        with pytest.raises(ea.SerializationError, match=r"evo\.Purse.*snapshot of stream"):
+            await engine.get_state("purse", "p")
+
+
+async def wait_until_snapshot(store: Any, persistence_id: str, sequence: int) -> None:
+    """Snapshots are written after the reply: wait for this one, with a deadline."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while (snapshot := await store.load_snapshot(persistence_id)) is None or (
+        snapshot.sequence_number < sequence
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the snapshot was never written"
+        await asyncio.sleep(0.01)
+
+
+class SetProfile(msgspec.Struct, frozen=True):
+    name: str
+    age: int
+
+
+class Profile(msgspec.Struct, frozen=True):
+    """A durable state whose class carries a version (it is an event type elsewhere)."""
+
+    __type_name__ = "evo.Profile"
+    __event_version__ = 2
+    name: str = ""
+    age: int = 0
+
+
+class ProfileBehavior(ea.DurableStateBehavior[Profile]):
+    def initial_state(self) -> Profile:
+        return Profile()
+
+    def handle_command(self, state: Profile, command: SetProfile) -> Profile:
+        return Profile(command.name, command.age)
+
+
+async def test_states_are_not_upcast_whatever_their_class_declares(tmp_path: Any) -> None:
+    """States are stored unversioned and read as the current definition: an upcaster for
+    the class's events must never run over a state the current code wrote."""
+
+    @ea.upcaster("evo.Profile", from_version=1)
+    def forget_age(payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "age": 0}
+
+    try:
+        for restarted in (False, True):  # written, then read back by a fresh engine
+            engine = ea.Engine(store=ea.SQLiteStore(tmp_path / "profile.db"))
+            engine.register("profile", ProfileBehavior)
+            async with engine:
+                if not restarted:
+                    await engine.send("profile", "ann", SetProfile("Ann", 41))
+                assert await engine.get_state("profile", "ann") == (Profile("Ann", 41), 1)
+    finally:
+        unregister_upcaster("evo.Profile", 1)
+
+
+def test_an_upcaster_registered_by_protobuf_class_uses_its_proto_name() -> None:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="evo/bank.proto", package="evo.bank.v2", syntax="proto3"
+    )
+    message = proto.message_type.add(name="Deposited")
+    message.field.add(name="amount", number=1, type=field.TYPE_INT64, label=field.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    deposited = message_factory.GetMessageClass(pool.FindMessageTypeByName("evo.bank.v2.Deposited"))
+    deposited.__event_version__ = 2
+    serializer = ea.ProtobufSerializer()
+    name = serializer.register(deposited)
+    seen: list[bytes] = []
+
+    @ea.upcaster(deposited, from_version=1)
+    def v1_to_v2(payload: bytes) -> bytes:
+        seen.append(payload)
+        return payload
+
+    try:
+        stored = deposited(amount=5).SerializeToString()
+        assert serializer.decode(name, stored, 1).amount == 5
+        assert seen == [stored]
+    finally:
+        unregister_upcaster(deposited, 1)

@@ -48,9 +48,10 @@ class Serializer(Protocol):
 
     def encode(self, value: Any) -> bytes: ...
 
-    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
-        """The object a payload holds; a `version` older than the registered class's is
-        first brought up to date by the upcasters (see `eventactors.upcasting`)."""
+    def decode(self, type_name: str, payload: bytes, version: int | None = None) -> Any:
+        """The object a payload holds. An event's `version` older than its registered
+        class's is first brought up to date by the upcasters (see `eventactors.upcasting`);
+        None (states, commands: unversioned) means the class's current definition."""
         ...
 
 
@@ -138,14 +139,14 @@ class JsonSerializer:
                 f"cannot encode {type(value).__qualname__} as JSON: {exc}"
             ) from exc
 
-    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
+    def decode(self, type_name: str, payload: bytes, version: int | None = None) -> Any:
         known = self._decoders.get(type_name)
         if known is None:
             cls, current_name, current_version = self._registry.current(type_name)
             known = (msgspec.json.Decoder(cls), current_name, current_version)
             self._decoders[type_name] = known
         decoder, current_name, current_version = known
-        if version != current_version:
+        if version is not None and version != current_version:
             payload = upcast(type_name, current_name, version, current_version, payload, True)
         try:
             return decoder.decode(payload)
@@ -197,9 +198,9 @@ class ProtobufSerializer:
                 f"cannot encode {type(value).__qualname__} as protobuf: {exc}"
             ) from exc
 
-    def decode(self, type_name: str, payload: bytes, version: int = 1) -> Any:
+    def decode(self, type_name: str, payload: bytes, version: int | None = None) -> Any:
         cls, current_name, current_version = self._registry.current(type_name)
-        if version != current_version:
+        if version is not None and version != current_version:
             payload = upcast(type_name, current_name, version, current_version, payload, False)
         try:
             return cls.FromString(payload)  # type: ignore[attr-defined]

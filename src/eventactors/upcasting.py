@@ -31,7 +31,8 @@ def upcaster(event_type: str | type, from_version: int) -> Callable[[F], F]:
 
     The function receives the stored payload as plain data (dicts, lists, strings, numbers)
     for the JSON serializer, or as bytes for a binary one, and returns the same kind.
-    `event_type` is the stored type name or the event class.
+    `event_type` is the stored type name or the event class (a protobuf class is named by
+    its full proto name, as `ProtobufSerializer` stores it).
     """
     name = _type_name(event_type)
     if not isinstance(from_version, int) or isinstance(from_version, bool) or from_version < 1:
@@ -132,6 +133,10 @@ def _type_name(event_type: str | type) -> str:
     if isinstance(event_type, type):
         from .serialization import default_type_name  # serialization imports this module
 
+        descriptor = getattr(event_type, "DESCRIPTOR", None)  # a protobuf message class
+        full_name = getattr(descriptor, "full_name", None)
+        if isinstance(full_name, str) and full_name:
+            return full_name  # the name ProtobufSerializer stores it under
         return default_type_name(event_type)
     if isinstance(event_type, str) and event_type:
         return event_type

@@ -41,5 +41,5 @@ class OpaqueSerializer:
             )
         return value
 
-    def decode(self, type_name: str, payload: bytes, version: int = 1) -> bytes:
+    def decode(self, type_name: str, payload: bytes, version: int | None = None) -> bytes:
         return bytes(payload)
