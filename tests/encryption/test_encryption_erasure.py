@@ -226,3 +226,62 @@ async def test_a_key_cache_without_lifetime_sees_an_erasure_at_once(durable_back
     with pytest.raises(ea.EntityErased):
         await other.append("notebook|n", [kit.record("notebook|n", 2, Written("b"))], 1)
     assert isinstance((await other.read_stream("notebook|n"))[0].event, ea.ErasedEvent)
+
+
+async def test_an_erasure_that_begins_while_the_first_key_is_created_refuses_the_write(backend):
+    """The writer's key reaches the key table first, and the erasure deletes it while the
+    writer waits for the answer: the write must not go through with the key it got."""
+    store = backend.encrypted()
+    store.serializer.register(Written)
+    record = Kit(store).record("notebook|race", 1, Written("after the erasure"))
+    inner = store.inner
+    create_data_key, erase_data_key = inner.create_data_key, inner.erase_data_key
+    key_erased = asyncio.Event()
+    erasures: list[asyncio.Future[None]] = []
+
+    async def erasing(persistence_id: str) -> None:
+        await erase_data_key(persistence_id)
+        key_erased.set()
+
+    async def created_while_an_erasure_begins(persistence_id: str, wrapped: bytes) -> object:
+        stored = await create_data_key(persistence_id, wrapped)
+        erasures.append(asyncio.ensure_future(store.erase(persistence_id)))
+        await asyncio.wait_for(key_erased.wait(), timeout=10)
+        return stored
+
+    inner.erase_data_key = erasing  # type: ignore[method-assign]
+    inner.create_data_key = created_while_an_erasure_begins  # type: ignore[method-assign]
+    with pytest.raises(ea.EntityErased):
+        await store.append("notebook|race", [record], 0)
+    await asyncio.gather(*erasures)
+    assert await store.is_erased("notebook|race")
+    assert await store.highest_sequence_number("notebook|race") == 0
+    with pytest.raises(ea.EntityErased):
+        await store.append("notebook|race", [record], 0)
+
+
+async def test_an_erasure_that_begins_while_the_key_is_loaded_refuses_the_write(
+    durable_backend,
+):
+    writer = durable_backend.encrypted()
+    writer.serializer.register(Written)
+    kit = Kit(writer)
+    await writer.append("notebook|race", [kit.record("notebook|race", 1, Written("a"))], 0)
+    other = durable_backend.encrypted()  # holds no key yet
+    inner = other.inner
+    load_data_keys = inner.load_data_keys
+    erasures: list[asyncio.Future[None]] = []
+
+    async def loaded_while_an_erasure_begins(persistence_ids: list[str]) -> object:
+        loaded = await load_data_keys(persistence_ids)
+        if not erasures:  # the first load only: the one the write waits for
+            erasures.append(asyncio.ensure_future(other.erase("notebook|race")))
+            await wait_until(lambda: erasures[0].done(), timeout=10)
+        return loaded
+
+    inner.load_data_keys = loaded_while_an_erasure_begins  # type: ignore[method-assign]
+    with pytest.raises(ea.EntityErased):
+        await other.append("notebook|race", [kit.record("notebook|race", 2, Written("b"))], 1)
+    await asyncio.gather(*erasures)
+    assert await other.highest_sequence_number("notebook|race") == 1
+    assert isinstance((await other.read_stream("notebook|race"))[0].event, ea.ErasedEvent)

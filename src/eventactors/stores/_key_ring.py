@@ -93,7 +93,9 @@ class KeyRing:
         return (await self.lookup([persistence_id]))[persistence_id]
 
     async def for_writing(self, persistence_id: str) -> AESGCM:
-        """The stream's key, created (and stored) if it has none; `EntityErased` if erased."""
+        """The stream's key, created (and stored) if it has none; `EntityErased` if erased,
+        also by an `erase` of this ring that began while the key was being loaded or created
+        (its key may have been stored before the erasure deleted it)."""
         state = self.known(persistence_id)
         if state is None:
             state = (await self.lookup([persistence_id]))[persistence_id]
@@ -115,7 +117,9 @@ class KeyRing:
             raise
 
     def _remember(self, persistence_id: str, wrapped: bytes | None) -> KeyState:
-        if wrapped is None:
+        """The state of a key just read from the key table. An `erase` here that began while
+        it was read wins: the key read may be one the erasure has deleted since."""
+        if wrapped is None or persistence_id in self._erased:
             self._erased.add(persistence_id)
             self._cache.pop(persistence_id, None)
             return ERASED
