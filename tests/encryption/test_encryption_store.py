@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 from encryption_behaviors import Profile, SetProfile, Write, Written, notebook_engine
 from encryption_support import KEY, OTHER_KEY
@@ -82,6 +83,69 @@ async def test_a_payload_copied_to_another_row_does_not_open(durable_backend):
         with pytest.raises(ea.SerializationError, match=r"'profile\|q'"):
             await engine.get_state("profile", "q")
         assert await engine.get_state("profile", "p") == (Profile("ann"), 1)
+
+
+async def _set_event_version(backend, persistence_id: str, sequence: int, version: int) -> None:
+    """Changes an event's version behind the store's back, leaving its payload as it is."""
+    if backend.name == "sqlite":
+        with sqlite3.connect(backend.where) as connection:
+            connection.execute(
+                "UPDATE ea_events SET event_version = ? "
+                "WHERE persistence_id = ? AND sequence_number = ?",
+                (version, persistence_id, sequence),
+            )
+        return
+    connection = await asyncpg.connect(DSN, timeout=10)
+    try:
+        await connection.execute(
+            f'UPDATE "{backend.where}".ea_events SET event_version = $1 '
+            "WHERE persistence_id = $2 AND sequence_number = $3",
+            version,
+            persistence_id,
+            sequence,
+        )
+    finally:
+        await connection.close()
+
+
+class Versioned(msgspec.Struct, frozen=True):
+    """An event type at its second version."""
+
+    __type_name__ = "encryption_tests.Versioned"
+    __event_version__ = 2
+    text: str
+
+
+async def test_an_event_whose_version_was_changed_does_not_open(durable_backend):
+    """The version is part of what a payload is sealed for: a row whose version was changed
+    would otherwise be upcast as the other version of its type."""
+    store = durable_backend.encrypted()
+    store.serializer.register(Versioned)
+    kit = Kit(store)
+    records = [
+        kit.record("notebook|v", n, Versioned(f"v2 text {n}"), event_version=2) for n in (1, 2)
+    ]
+    await store.append("notebook|v", records, 0)
+    await _set_event_version(durable_backend, "notebook|v", 1, 1)
+
+    store = durable_backend.encrypted()
+    store.serializer.register(Versioned)
+    first, second = await store.read_stream("notebook|v")
+    assert (first.event_version, second.event_version) == (1, 2)
+    with pytest.raises(ea.SerializationError, match=r"'notebook\|v', sequence 1\)"):
+        first.event  # noqa: B018
+    assert second.event == Versioned("v2 text 2")
+    [tampered, intact] = await store.read_all()  # one bad row does not fail the page
+    with pytest.raises(ea.SerializationError, match=r"'notebook\|v', sequence 1"):
+        tampered.event  # noqa: B018
+    assert intact.event == Versioned("v2 text 2")
+    with pytest.raises(ea.SerializationError, match=r"'notebook\|v', sequence 1"):
+        await store.read_stream_payloads("notebook|v")  # recovery
+    await _set_event_version(durable_backend, "notebook|v", 1, 2)  # as it was sealed: opens
+    assert [e.event for e in await store.read_stream("notebook|v")] == [
+        Versioned("v2 text 1"),
+        Versioned("v2 text 2"),
+    ]
 
 
 async def test_a_wrong_master_key_is_an_error_naming_the_stream_not_a_tombstone(
@@ -335,7 +399,7 @@ def test_recovery_rows_keep_the_fields_after_the_payload():
     from eventactors.stores._payload_cipher import AESGCM, event_aad, seal
 
     key = AESGCM(AESGCM.generate_key(bit_length=256))
-    sealed = seal(key, b'{"text":"a"}', event_aad("notebook|n", 1, "Written"))
+    sealed = seal(key, b'{"text":"a"}', event_aad("notebook|n", 1, "Written", 2))
     rows = [(1, "Written", sealed, 2), (2, "Written", b'{"text":"plain"}', 1)]
     assert open_payloads(rows, "notebook|n", key) == [
         (1, "Written", b'{"text":"a"}', 2),

@@ -68,7 +68,9 @@ Rebuild = Callable[[EventEnvelope, bytes, Decode, Any], EventEnvelope]
 
 
 def seal_record(key: AESGCM, record: EventRecord) -> EventRecord:
-    aad = event_aad(record.persistence_id, record.sequence_number, record.event_type)
+    aad = event_aad(
+        record.persistence_id, record.sequence_number, record.event_type, record.event_version
+    )
     return msgspec.structs.replace(record, payload=seal(key, record.payload, aad))
 
 
@@ -88,7 +90,7 @@ def open_envelope(
         return rebuild(envelope, payload, decode, UNDECODED)
     try:
         key = usable(state, envelope.persistence_id)
-        aad = event_aad(envelope.persistence_id, envelope.sequence_number, envelope.event_type)
+        aad = envelope_aad(envelope)
         return rebuild(envelope, open_sealed(key, payload, aad), decode, UNDECODED)
     except InvalidTag:
         error = unopenable(envelope.persistence_id, envelope.sequence_number, envelope.event_type)
@@ -118,7 +120,12 @@ def open_page(
         key = states[envelope.persistence_id]
         payload = envelope.payload
         if type(key) is AESGCM and is_sealed(payload):
-            aad = event_aad(envelope.persistence_id, envelope.sequence_number, envelope.event_type)
+            aad = event_aad(
+                envelope.persistence_id,
+                envelope.sequence_number,
+                envelope.event_type,
+                envelope.event_version,
+            )
             try:
                 change(envelope, "payload", open_sealed(key, payload, aad))
             except InvalidTag:
@@ -129,6 +136,16 @@ def open_page(
         else:
             opened.append(open_envelope(envelope, key, decode, rebuild))
     return opened
+
+
+def envelope_aad(envelope: EventEnvelope) -> bytes:
+    """The associated data an event's payload was sealed with: where it lives, and what."""
+    return event_aad(
+        envelope.persistence_id,
+        envelope.sequence_number,
+        envelope.event_type,
+        envelope.event_version,
+    )
 
 
 def tombstone(envelope: EventEnvelope, rebuild: Rebuild = rebuilt) -> EventEnvelope:
@@ -152,7 +169,8 @@ def open_payloads(rows: list[PayloadRow], persistence_id: str, state: KeyState) 
             continue
         key = state if type(state) is AESGCM else usable(state, persistence_id)
         try:
-            plaintext = open_sealed(key, payload, event_aad(persistence_id, number, event_type))
+            aad = event_aad(persistence_id, number, event_type, version)
+            plaintext = open_sealed(key, payload, aad)
         except InvalidTag:
             raise unopenable(persistence_id, number, event_type) from None
         opened.append((number, event_type, plaintext, version))

@@ -9,9 +9,14 @@ number 0 does not exist) can start with: a payload without it is plaintext, writ
 encryption was turned on, and is read as before.
 
 The associated data (authenticated, not stored) names the row a payload belongs to: its
-stream, and its sequence number and type (or revision, or command id). A ciphertext copied
-to another row, or a row whose type was changed, fails to open instead of decoding as
-something it is not.
+stream, and its sequence number, type and event version (or revision, or command id). A
+ciphertext copied to another row, or a row whose type or version was changed, fails to open
+instead of decoding (or being upcast) as something it is not.
+
+What it cannot do is tell a payload that was never sealed from one whose seal was removed:
+a payload without MAGIC is read as plaintext written before encryption was turned on, so
+someone who can write the database can still add rows, or replace a payload, in plaintext
+(see docs/encryption.md).
 """
 
 from __future__ import annotations
@@ -91,8 +96,10 @@ def open_sealed(key: AESGCM, sealed: bytes, aad: bytes) -> bytes:
     return key.decrypt(sealed[len(MAGIC) : _HEADER], sealed[_HEADER:], aad)
 
 
-def event_aad(persistence_id: str, sequence_number: int, event_type: str) -> bytes:
-    return _encode_aad(("event", persistence_id, sequence_number, event_type))
+def event_aad(
+    persistence_id: str, sequence_number: int, event_type: str, event_version: int
+) -> bytes:
+    return _encode_aad(("event", persistence_id, sequence_number, event_type, event_version))
 
 
 def snapshot_aad(persistence_id: str, sequence_number: int, state_type: str) -> bytes:
