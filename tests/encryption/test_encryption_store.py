@@ -241,12 +241,31 @@ async def test_it_offers_the_protocols_of_the_store_it_wraps(tmp_path: Path):
     memory = ea.EncryptedStore(ea.MemoryStore(), KEY)
     for store in (sqlite, memory):
         assert isinstance(store, ea.Store) and isinstance(store, OffsetListing)
-        assert isinstance(store, ea.KeyStore)
+        assert isinstance(store.inner, ea.KeyStore)
     assert isinstance(sqlite, ea.TransactionalOffsetStore)
     assert not isinstance(memory, ea.TransactionalOffsetStore)
     assert sqlite.path == str(tmp_path / "x.db")
     assert sqlite.write_statistics().appends == 0
     await sqlite.close()
+
+
+async def test_the_data_key_methods_of_the_wrapped_store_are_not_passed_on(backend):
+    """A key deleted behind the key ring's back would leave the wrapper reading and writing
+    the stream with the key it holds: the wrapper is not a KeyStore, and erases with erase."""
+    store = backend.encrypted()
+    store.serializer.register(Written)
+    kit = Kit(store)
+    await store.append("notebook|k", [kit.record("notebook|k", 1, Written("a"))], 0)
+    assert not isinstance(store, ea.KeyStore) and isinstance(store.inner, ea.KeyStore)
+    for name in ("load_data_keys", "create_data_key", "erase_data_key"):
+        assert not hasattr(store, name)
+        with pytest.raises(AttributeError, match=f"keeps its data keys to itself.*{name}"):
+            getattr(store, name)
+    assert store.write_statistics == store.inner.write_statistics  # the rest is passed on
+    await store.erase("notebook|k")
+    assert isinstance((await store.read_stream("notebook|k"))[0].event, ea.ErasedEvent)
+    with pytest.raises(ea.EntityErased):
+        await store.append("notebook|k", [kit.record("notebook|k", 2, Written("b"))], 1)
 
 
 async def test_a_transactional_projection_commits_through_the_wrapper(durable_backend):

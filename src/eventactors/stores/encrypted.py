@@ -53,6 +53,8 @@ from .protocols import KeyStore, Store
 from .sqlite import SQLiteStore
 
 _MASTER_KEY_SIZES = (16, 24, 32)
+#: The `KeyStore` methods of the wrapped store, which the wrapper does not pass on.
+_KEY_STORE_METHODS = frozenset({"load_data_keys", "create_data_key", "erase_data_key"})
 _EVERY_SEQUENCE = 2**62
 
 
@@ -78,8 +80,14 @@ class EncryptedStore(EncryptedStates):
     until then it can still read and write that entity with the key it holds.
     `key_cache_size` bounds how many unwrapped keys are kept (least recently used go).
 
-    Everything else is passed to the wrapped store: projections' `commit_with_offset`,
-    `write_statistics`, `list_offsets`, and the like.
+    What this class does not define is the wrapped store's, read through it as it is:
+    `commit_with_offset` (a transactional projection's read-model writes and offset),
+    `list_offsets`, `write_statistics`, `drop_schema` (PostgreSQL), and attributes such as
+    `path`, `dsn`, `schema` and `read_only`. None of them returns a payload. The data-key
+    methods (`ea.KeyStore`: `load_data_keys`, `create_data_key`, `erase_data_key`) are not
+    passed on: keys go through this store's key ring, and erasure through `erase`, so an
+    `EncryptedStore` is not a `KeyStore` itself. `inner` is the wrapped store, whose reads
+    return sealed payloads.
     """
 
     def __init__(
@@ -135,9 +143,16 @@ class EncryptedStore(EncryptedStates):
 
     def __getattr__(self, name: str) -> Any:
         """What the wrapper does not touch is the wrapped store's (projections'
-        `commit_with_offset`, `list_offsets`, `path`, ...)."""
+        `commit_with_offset`, `list_offsets`, `path`, ...), except the data-key methods:
+        a caller that deleted a key behind the key ring's back would leave this store
+        reading and writing the stream with the key it holds."""
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in _KEY_STORE_METHODS:
+            raise AttributeError(
+                f"an EncryptedStore keeps its data keys to itself, it has no {name!r}: "
+                "erase a stream with erase(), ask with is_erased()"
+            )
         try:
             inner = object.__getattribute__(self, "_inner")
         except AttributeError:
