@@ -119,3 +119,45 @@ async def test_engine_projection_names_are_the_names_offsets_are_kept_under():
     assert inspection.projection_names(engine) == list(engine.projection_names())
     await engine.remove_projection("mail")
     assert engine.projection_names() == ("audit",)
+
+
+ENCRYPTED_APP_MODULE = """
+import eventactors as ea
+from eventactors_examples.bank.domain import register
+
+engine = ea.Engine(store=ea.EncryptedStore(ea.MemoryStore(), bytes(range(32)), key_cache_ttl=7))
+register(engine)
+"""
+
+
+async def test_an_encrypted_application_gets_the_tools_store_wrapped_like_its_own(
+    tmp_path, monkeypatch
+):
+    name = f"encrypted_app_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(ENCRYPTED_APP_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = importlib.import_module(name).engine
+    path = tmp_path / "bank.db"
+    written = await inspection.load_app(f"{name}:engine", ea.SQLiteStore(path))
+    wrapper = written.store
+    assert isinstance(wrapper, ea.EncryptedStore) and isinstance(wrapper.inner, ea.SQLiteStore)
+    assert wrapper._keys._cache_ttl == 7.0  # the application's options, and its master key
+    await bank(wrapper)  # sealed, under the application's master key
+    await wrapper.close()
+    raw = b"".join(file.read_bytes() for file in tmp_path.glob("bank.db*"))
+    assert b"account|ann" in raw and b"amount" not in raw  # stream names stay plain
+
+    read_only = ea.SQLiteStore(path, read_only=True)
+    await read_only.head_position()  # a tool checks the store before it loads the app
+    engine = await inspection.load_app(f"{name}:engine", read_only)
+    assert engine.store is not wrapper and engine.store.inner is read_only
+    async with engine:
+        state, revision = await engine.get_state("account", "ann", at_revision=2)
+        assert (state.balance, revision) == (100, 2)
+        with pytest.raises(ea.EventActorsError, match="read-only"):
+            await engine.store.erase("account|ann")
+    # Nothing is wrapped twice: the application's own store, or one already wrapped.
+    on_its_own = await inspection.engine_on(app, app.store.inner, projections=False)
+    assert on_its_own.store is app.store
+    on_the_wrapper = await inspection.engine_on(app, wrapper, projections=False)
+    assert on_the_wrapper.store is wrapper

@@ -3,26 +3,36 @@
 Part of `eventactors.inspection`, which re-exports every public name here. An application
 module is arbitrary code: whatever it raises while it is imported or while it builds its
 engine becomes one `InspectionError` that names the spec and the error, never a traceback.
+
+An application whose engine encrypts (an `EncryptedStore`) gets the tool's store wrapped the
+same way, so that the tool reads its payloads opened and writes them sealed, and sees its
+erasures: a tool must never write plaintext into an encrypted database, nor recreate an
+entity that was erased there.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from ._inspection_stores import InspectionError, one_line
 from .engine import Engine
 from .errors import EventActorsError
 from .stores.protocols import Store
 
+if TYPE_CHECKING:
+    from .stores.encrypted import EncryptedStore
+
 
 async def load_app(spec: str, store: Store) -> Engine:
     """The application's engine on `store`, not started.
 
     `module:attr` names an `Engine` (its entity types and projections are declared again on
-    `store`, which takes the engine's serializer) or a callable that takes a store and
-    returns an engine, or an awaitable of one (it gets `store` as opened, serializer and all).
+    `store`, which takes the engine's serializer, inside an `EncryptedStore` like the
+    engine's if it has one: see `engine_on`) or a callable that takes a store and returns an
+    engine, or an awaitable of one (it gets `store` as opened, serializer and all).
     """
     target = _resolve(spec)
     if isinstance(target, Engine):
@@ -78,8 +88,13 @@ async def engine_on(
     """A local engine on `store` with `app`'s registrations and, with `projections`, its
     projections (as the cluster replays registrations in `AppSpec.build_engine`).
 
+    When `app` runs on an `EncryptedStore` and `store` is another store object, the engine
+    runs on `store` wrapped like the application's (`EncryptedStore.around`): same master
+    key, same options.
+
     `passivate_after` replaces every entity type's own: a tool that sends commands beside the
     running application must not keep an entity in memory that the application moves on."""
+    store = _like_the_apps(app, store)
     engine = Engine(store=store, serializer=app.serializer, max_event_bytes=app.max_event_bytes)
     for entity_type, behavior_class, options in app.registrations():
         if passivate_after is not None:
@@ -98,3 +113,19 @@ async def engine_on(
         )  # fmt: skip
     engine._partitions.update({name: list(members) for name, members in app._partitions.items()})
     return engine
+
+
+def _like_the_apps(app: Engine, store: Store) -> Store:
+    """`store`, inside an `EncryptedStore` like the application's if the application's store
+    is one (and `store` is not already it, or its own wrapped store)."""
+    # Looked up, not imported: cryptography is an optional extra, and without the module
+    # loaded no application's store can be an EncryptedStore.
+    module = sys.modules.get("eventactors.stores.encrypted")
+    app_store = app.store
+    if module is None or not isinstance(app_store, module.EncryptedStore):
+        return store
+    encrypted: EncryptedStore = app_store
+    if store is encrypted.inner:
+        return encrypted
+    wrapped = isinstance(store, module.EncryptedStore)  # by the caller: as it is
+    return store if wrapped else encrypted.around(store)

@@ -69,7 +69,10 @@ async def _serve(store: Store, options: Options) -> int:
             if options.app is not None:
                 engine = await console_engine(await inspection.load_app(options.app, store))
             console = create_app(
-                store,
+                # The engine's store: `store` itself, or `store` inside an EncryptedStore like
+                # the application's, through which the console reads what the application
+                # wrote and writes as it does (see `inspection.engine_on`).
+                store if engine is None else engine.store,
                 engine=engine,
                 allow_commands=options.allow_commands,
                 allowed_hosts=hosts.allowed_hosts(options.host),

@@ -88,6 +88,9 @@ class EncryptedStore(EncryptedStates):
     passed on: keys go through this store's key ring, and erasure through `erase`, so an
     `EncryptedStore` is not a `KeyStore` itself. `inner` is the wrapped store, whose reads
     return sealed payloads.
+
+    `around(store)` wraps another store object on the same data (one a tool opened) in an
+    `EncryptedStore` with this one's master key and options.
     """
 
     def __init__(
@@ -113,6 +116,11 @@ class EncryptedStore(EncryptedStates):
         if type(key_cache_ttl) not in (int, float) or not 0 <= key_cache_ttl < float("inf"):
             raise ValueError(f"key_cache_ttl must be seconds >= 0, got {key_cache_ttl!r}")
         _check_wrappable(store)
+        self._wrap(store, master_key, key_cache_size, float(key_cache_ttl))
+
+    def _wrap(
+        self, store: Store, master_key: bytes, key_cache_size: int, key_cache_ttl: float
+    ) -> None:
         self.serializer: Serializer = store.serializer
         store.serializer = OpaqueSerializer()
         self._inner = store
@@ -120,7 +128,28 @@ class EncryptedStore(EncryptedStates):
         self._master_key = master_key
         self._options = {"key_cache_size": key_cache_size, "key_cache_ttl": key_cache_ttl}
         keys: KeyStore = store  # type: ignore[assignment]  # checked by _check_wrappable
-        self._keys = KeyRing(master_key, keys, key_cache_size, float(key_cache_ttl))
+        self._keys = KeyRing(master_key, keys, key_cache_size, key_cache_ttl)
+
+    def around(self, store: Store) -> EncryptedStore:
+        """A new `EncryptedStore` with this one's master key and options around `store`,
+        another store object on the same data: for a tool that opened the database itself
+        (the inspector, the console, `eventactors rebuild` with `--app`), so that it reads
+        what this store wrote and writes as this store does.
+
+        `store` takes this store's place as the constructor's does (its serializer becomes
+        the wrapper's), except that it may have been used already: a tool opens a store to
+        check that it can read it before it loads the application. A read-only store reads
+        through the wrapper as through any other; a write fails as the store fails it."""
+        _check_wrappable(store, opened_ok=True)
+        wrapper = object.__new__(type(self))
+        options = self._options
+        wrapper._wrap(
+            store,
+            self._master_key,
+            int(options["key_cache_size"]),
+            float(options["key_cache_ttl"]),
+        )
+        return wrapper
 
     @property
     def inner(self) -> Store:
@@ -336,7 +365,7 @@ def _builds_new_envelopes(store: Store) -> bool:
     )
 
 
-def _check_wrappable(store: Any) -> None:
+def _check_wrappable(store: Any, *, opened_ok: bool = False) -> None:
     if isinstance(store, EncryptedStore) or isinstance(
         getattr(store, "serializer", None), OpaqueSerializer
     ):
@@ -349,7 +378,7 @@ def _check_wrappable(store: Any) -> None:
             f"SQLiteStore, PostgresStore); {type(store).__name__} does not"
         )
     opened = getattr(store, "_connections_open", None)
-    if opened is not None and opened():
+    if not opened_ok and opened is not None and opened():
         raise ValueError(
             f"{store!r} has already been used: wrap a new store object in the EncryptedStore "
             "before its first call (its payloads would otherwise be read with the wrong "
