@@ -22,7 +22,10 @@ def run(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         serializer = store.serializer
         if args.app is not None:  # to decode payloads with the application's own types
-            serializer = (await app_engine(args.app, store)).serializer
+            engine = await app_engine(args.app, store)
+            # and to read through its store: `store` itself, or `store` inside an
+            # EncryptedStore like the application's, which opens the payloads
+            store, serializer = engine.store, engine.serializer
         head = await store.head_position()  # where following starts, at the latest
         last = 0
         title: str | None = "the log" if args.all else args.persistence_id

@@ -193,11 +193,6 @@ async def test_cli_state_and_rebuild_read_an_encrypted_database(durable_backend,
     assert app.SEEN == ["first secret page", "second secret page"]  # opened, not sealed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`events --app` reads the store the CLI opened, not its engine's (the wrapped) "
-    "store: needs _cli_events.py to read through `engine.store`",
-)
 async def test_cli_events_decode_an_encrypted_database(durable_backend, app, capsys):
     await seed(app)
     where, schema = location(durable_backend)
