@@ -491,7 +491,7 @@ async def test_a_server_without_jetstream(tmp_path: Path) -> None:
 
 async def test_an_event_jetstream_refuses_goes_to_the_policy(nats_server: NatsServer) -> None:
     stream, prefix = names()
-    engine = ea.Engine()
+    engine = ea.Engine(max_event_bytes=None)  # the event must be bigger than NATS takes
     engine.register("note", NoteBehavior)
     async with JetStreamPublisher(nats_server.url, stream=stream, subject_prefix=prefix) as pub:
         await pub.attach(engine, policy=ea.fail())
@@ -516,7 +516,7 @@ async def test_a_refused_event_is_skipped_alone(nats_server: NatsServer) -> None
     def dead_letter(envelope: ea.EventEnvelope, error: PublishRejected) -> None:
         dead.append((envelope.entity_id, envelope.sequence_number, str(error)))
 
-    engine = ea.Engine()
+    engine = ea.Engine(max_event_bytes=None)  # the event must be bigger than NATS takes
     engine.register("note", NoteBehavior)
     publisher = JetStreamPublisher(
         nats_server.url, stream=stream, subject_prefix=prefix, on_rejected="skip",
